@@ -1,0 +1,219 @@
+/*
+ * storage.h - the one storage API every protocol calls.
+ *
+ * The text, meta and binary protocols parse their own wire formats and then
+ * call these functions; the meaning of every command (what set, add, cas,
+ * incr, touch, delete and flush_all do to the cache, which counters move)
+ * is written once, here.  Replication hooks in at the same level: every
+ * successful mutation is reported through the storage_hooks registered by
+ * replication.c, and remote writes come back in through the storage_apply_*
+ * functions, which decide by version.
+ *
+ * All functions are thread-safe: they take the key's item lock internally
+ * and return with no lock held.  An item returned to the caller carries a
+ * reference the caller must drop with item_release().
+ *
+ * Expiry times passed in are server times (use realtime() from clock.h).
+ */
+#ifndef STORAGE_H
+#define STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "items.h"
+#include "stats.h"
+
+/* Start the engine: slab allocator (settings.maxbytes, factor, chunk_size,
+ * item_size_max...), hash table, LRU crawler.  Returns false and logs a
+ * line if memory could not be set up. */
+bool storage_init(void);
+
+/* Stop background threads (hash expansion, crawler) before exit. */
+void storage_shutdown(void);
+
+/* ---- Writing ---- */
+
+enum alloc_result {
+    ALLOC_OK = 0,
+    ALLOC_TOO_LARGE,   /* "SERVER_ERROR object too large for cache" */
+    ALLOC_NO_MEMORY,   /* "SERVER_ERROR out of memory storing object" */
+};
+
+/* Allocate an unlinked item for key with room for a value of nbytes
+ * (including the trailing "\r\n").  The caller copies the value into
+ * ITEM_data(it) and then calls storage_store().  Returns NULL and sets *why
+ * when the item exceeds settings.item_size_max or memory is exhausted
+ * (after evicting, unless settings.evict_to_free is false); those failures
+ * are counted (store_too_large, store_no_memory). */
+item *storage_alloc(const char *key, size_t nkey, uint32_t client_flags,
+                    rel_time_t exptime, size_t nbytes, enum alloc_result *why,
+                    struct thread_stats *ts);
+
+enum store_op {
+    STORE_OP_SET = 1,
+    STORE_OP_ADD,
+    STORE_OP_REPLACE,
+    STORE_OP_APPEND,
+    STORE_OP_PREPEND,
+    STORE_OP_CAS,      /* text "cas": SET that requires cas_in to match */
+};
+
+enum store_result {
+    STORE_STORED = 1,  /* STORED / HD */
+    STORE_NOT_STORED,  /* NOT_STORED / NS */
+    STORE_EXISTS,      /* EXISTS / EX: CAS mismatch */
+    STORE_NOT_FOUND,   /* NOT_FOUND / NF: CAS (or append) on a missing key */
+    STORE_NO_MEMORY,   /* append/prepend could not allocate the result */
+    STORE_TOO_LARGE,   /* append/prepend result larger than item_size_max */
+};
+
+struct store_req {
+    enum store_op op;
+    uint64_t cas_in;     /* compare with the item's CAS when non-zero
+                          * (always for STORE_OP_CAS) */
+    uint64_t cas_new;    /* meta E: the new CAS; 0 = generate one */
+    bool invalidate;     /* meta I: an older cas_in marks the stored item
+                          * stale instead of failing */
+    bool vivify;         /* meta N with append/prepend: create on miss */
+};
+
+/* Store it (from storage_alloc, value filled in) under req.  On success
+ * *cas_out (when not NULL) gets the stored item's CAS.  The caller keeps
+ * its reference to it and must still item_release() it. */
+enum store_result storage_store(item *it, const struct store_req *req,
+                                uint64_t *cas_out, struct thread_stats *ts);
+
+/* ---- Reading ---- */
+
+/* Look key up for a read: returns the item with a reference held, or NULL
+ * (missing, expired, flushed or a tombstone: each counted).  Marks the item
+ * fetched and refreshes its LRU position at most every
+ * ITEM_UPDATE_INTERVAL seconds. */
+item *storage_get(const char *key, size_t nkey, struct thread_stats *ts);
+
+/* touch / gat: like storage_get, and give the item a new expiry.  This is
+ * a mutation (new version, replicated) but the CAS stays as it was, as in
+ * memcached.  Counted as a touch (cmd_touch, touch_hits/misses), and for
+ * gat (is_gat) also as a get. */
+item *storage_touch(const char *key, size_t nkey, rel_time_t exptime,
+                    bool is_gat, struct thread_stats *ts);
+
+/* ---- Arithmetic ---- */
+
+enum delta_result {
+    DELTA_OK = 1,
+    DELTA_NOT_FOUND,    /* NOT_FOUND */
+    DELTA_NON_NUMERIC,  /* "CLIENT_ERROR cannot increment or decrement
+                         *  non-numeric value" */
+    DELTA_EXISTS,       /* cas_in given and different */
+    DELTA_NO_MEMORY,    /* "SERVER_ERROR out of memory" */
+};
+
+/* incr (wraps at 2^64) or decr (floors at 0) the decimal value of key.
+ * On DELTA_OK *value_out is the new value and *cas_out (when not NULL) its
+ * CAS.  As memcached does, a shorter result is written in place padded with
+ * spaces when nobody else holds the item; otherwise a new item replaces it. */
+enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
+                                uint64_t delta, uint64_t cas_in,
+                                uint64_t *value_out, uint64_t *cas_out,
+                                struct thread_stats *ts);
+
+/* ---- Removing ---- */
+
+enum delete_result {
+    DELETE_DELETED = 1, /* DELETED / HD */
+    DELETE_NOT_FOUND,   /* NOT_FOUND / NF */
+    DELETE_EXISTS,      /* cas_in given and different: EXISTS / EX */
+};
+
+/* Delete key (when cas_in is non-zero, only if its CAS matches). */
+enum delete_result storage_delete(const char *key, size_t nkey,
+                                  uint64_t cas_in, struct thread_stats *ts);
+
+/* flush_all: invalidate every item stored before `when` (server time; a
+ * time not in the future means now).  Items vanish lazily on access and are
+ * reclaimed by the crawler. */
+void storage_flush(rel_time_t when, struct thread_stats *ts);
+
+/* ---- Replication interface ---- */
+
+/* Reported after every successful local mutation, with no lock held.  The
+ * hook must item_ref() the item if it keeps it past the call. */
+struct storage_hooks {
+    void (*on_item)(item *it);      /* it is now the key's state */
+    void (*on_delete)(const char *key, size_t nkey, uint64_t version);
+    void (*on_flush)(rel_time_t when, uint64_t version);
+};
+
+/* Register the hooks (NULL to remove); call before worker threads start. */
+void storage_set_hooks(const struct storage_hooks *hooks);
+
+/* ---- Reports and controls (stats, slabs, lru_crawler commands) ---- */
+
+/* Engine gauges and counters for the general "stats" report. */
+struct storage_totals {
+    uint64_t curr_items;
+    uint64_t total_items;
+    uint64_t bytes;              /* bytes of items currently stored */
+    uint64_t evictions;
+    uint64_t reclaimed;
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t crawler_reclaimed;
+    uint64_t crawler_items_checked;
+    uint64_t lrutail_reflocked;
+    uint64_t lru_crawler_starts;
+    uint64_t direct_reclaims;
+    uint64_t slabs_moved;
+    bool slab_reassign_running;
+    uint32_t slab_global_page_pool;
+    uint64_t total_malloced;     /* bytes of slab pages and large items */
+    uint32_t hash_power_level;
+    uint64_t hash_bytes;
+    bool hash_is_expanding;
+};
+void storage_get_totals(struct storage_totals *out);
+
+/* "stats slabs", "stats items", "stats sizes": every line of the report,
+ * in memcached's names and order, through add (see stats.h).  cmd_counters
+ * is the aggregate of all threads, for the per-class hit counters. */
+void storage_report_slabs(add_stat_fn add, void *ctx,
+                          const struct thread_stats *cmd_counters);
+void storage_report_items(add_stat_fn add, void *ctx);
+void storage_report_sizes(add_stat_fn add, void *ctx);
+
+/* "stats cachedump <class> <limit>": one line per item,
+ * "ITEM <key> [<bytes> b; <exptime unix> s]", through line(). */
+typedef void (*line_fn)(const char *line, size_t len, void *ctx);
+void storage_cachedump(unsigned int clsid, unsigned int limit, line_fn line,
+                       void *ctx);
+
+/* "slabs reassign <src> <dst>" */
+enum reassign_result {
+    REASSIGN_OK = 1,       /* OK */
+    REASSIGN_RUNNING,      /* BUSY currently processing reassign request */
+    REASSIGN_BADCLASS,     /* BADCLASS invalid src or dst class id */
+    REASSIGN_NOSPARE,      /* NOSPARE source class has no spare pages */
+    REASSIGN_SRC_DST_SAME, /* SAME src and dst class are identical */
+};
+enum reassign_result storage_slabs_reassign(int src, int dst);
+/* "slabs automove <0|1|2>" */
+void storage_slabs_automove(int mode);
+
+/* "lru_crawler crawl <classes>": classes is "all" or a comma list of
+ * class ids.  Returns 0 (OK), -1 (BADCLASS) or -2 (BUSY). */
+int storage_crawler_crawl(const char *classes);
+/* "lru_crawler metadump <classes|all>": one line per live item
+ * ("key=<urlencoded> exp=<unix|-1> la=<unix> cas=<n> fetch=<yes|no>
+ *  cls=<id> size=<bytes>") through line(); -1 on a bad class list. */
+int storage_crawler_metadump(const char *classes, line_fn line, void *ctx);
+/* "lru_crawler enable|disable": false when the thread can't start/stop. */
+bool storage_crawler_enable(bool on);
+
+/* "cache_memlimit <mb>": change settings.maxbytes at run time. */
+bool storage_set_memlimit(size_t bytes);
+
+#endif /* STORAGE_H */

@@ -1,0 +1,27 @@
+/*
+ * thread.h - the server's threads: the main (listener) thread and the
+ * worker threads, each running its own libevent loop.
+ *
+ * memcached.c calls, in order: server_start() once settings are final and
+ * the process is daemonized, then server_run(), which returns when a
+ * SIGTERM/SIGINT or the "shutdown" command asks the server to stop.
+ * (The worker/dispatch API used by conn.c is below these.)
+ */
+#ifndef THREAD_H
+#define THREAD_H
+
+#include <stdbool.h>
+
+/* Open every listener named by settings (TCP, UDP, UNIX socket) and start
+ * the worker threads.  Returns false after printing one line on stderr
+ * when a socket can't be opened (the caller exits 1). */
+bool server_start(void);
+
+/* Run the main event loop (accepting, the clock timer, signals) until a
+ * stop is requested; then stop accepting, let workers finish, return. */
+void server_run(void);
+
+/* Ask server_run() to return; safe from any thread. */
+void server_request_stop(bool graceful);
+
+#endif /* THREAD_H */
