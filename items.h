@@ -84,4 +84,139 @@ void item_release(item *it);
 /* The rest of the item API (alloc, link, unlink, LRU, eviction, expiry
  * checks, stats) is used only by the storage engine; see items.c. */
 
+/* ---- Engine-internal API (hash.c, slabs.c, assoc.c, crawler.c and
+ * storage.c only; protocols use storage.h) ---- */
+
+/* A crawler's place holder in an LRU: never in the hash table, skipped by
+ * every LRU walk. */
+#define ITEM_CURSOR 0x80
+
+/* it_flags is read without the item lock by LRU walkers, so it is only
+ * changed with atomic operations. */
+static inline uint8_t item_flags(const item *it)
+{
+    return __atomic_load_n(&it->it_flags, __ATOMIC_ACQUIRE);
+}
+static inline void item_flags_set(item *it, uint8_t f)
+{
+    __atomic_or_fetch(&it->it_flags, f, __ATOMIC_ACQ_REL);
+}
+static inline void item_flags_clear(item *it, uint8_t f)
+{
+    __atomic_and_fetch(&it->it_flags, (uint8_t)~f, __ATOMIC_ACQ_REL);
+}
+
+/* Set up the item locks (2^min(hashpower, 12) of them, never more buckets
+ * than the initial hash table has) and the LRUs.  False on out of memory. */
+bool items_init(unsigned hashpower);
+
+/* item_lock() without waiting: true when taken. */
+bool item_trylock(uint32_t hv);
+
+/* A new unlinked item with refcount 1: key copied, value space of nbytes
+ * (the caller writes the value and its "\r\n").  NULL with *too_large set
+ * when the item can never fit (settings.item_size_max, measured as
+ * memcached measures it), or with *too_large clear when memory is
+ * exhausted: before that an expired item is reclaimed from the class's LRU
+ * tail or, unless settings.evict_to_free is false, the tail is evicted. */
+item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
+                 rel_time_t exptime, size_t nbytes, bool *too_large);
+
+/* Why a lookup found nothing usable. */
+enum item_state {
+    ITEM_STATE_LIVE = 0,
+    ITEM_STATE_MISSING,
+    ITEM_STATE_EXPIRED,     /* found expired and unlinked */
+    ITEM_STATE_FLUSHED,     /* found flushed and unlinked */
+    ITEM_STATE_TOMBSTONE,   /* a delete marker; still linked */
+};
+
+/* Under item_lock(hv): the linked item for key (no reference taken), with
+ * *state LIVE, or TOMBSTONE for a delete marker (returned so it can be
+ * replaced).  An expired or flushed item is unlinked on the way and NULL
+ * returned. */
+item *item_lookup(const char *key, size_t nkey, uint32_t hv,
+                  enum item_state *state);
+
+/* EXPIRED, FLUSHED or LIVE for a linked item (item lock held). */
+enum item_state item_liveness(const item *it);
+
+/* Under item_lock(hv): link it (hash table + head of its LRU, one more
+ * reference, last access = now), unlink it, or swap old for new. */
+void item_link(item *it, uint32_t hv);
+void item_unlink(item *it, uint32_t hv);
+void item_replace(item *old_it, item *new_it, uint32_t hv);
+
+/* Under the item lock: mark it fetched (and active when fetched before)
+ * and move it to the head of its LRU if its last bump is more than
+ * ITEM_UPDATE_INTERVAL seconds old.  Only then is the LRU lock taken. */
+void item_touch_lru(item *it);
+
+/* add on an existing key: refresh its LRU position (same interval rule)
+ * without marking it fetched. */
+void item_bump(item *it);
+
+/* flush_all: items whose version is below `floor` are dead from now on;
+ * items_flush_at(threshold) makes items below threshold dead once the
+ * server clock reaches the second that threshold's time falls in (0
+ * cancels a pending one).  An immediate flush cancels a pending one, as in
+ * memcached. */
+void items_flush_all(uint64_t floor);
+void items_flush_at(uint64_t threshold);
+
+/* The crawler's walk of one LRU, tail to head, with `cursor` (an item with
+ * ITEM_CURSOR set, owned by the caller) marking its place between calls.
+ * step() examines up to batch items, reclaims the expired and flushed ones
+ * and counts them; it returns false once the head is reached (the cursor
+ * is then out of the LRU) or *budget (items left to examine) reaches 0. */
+void items_crawl_begin(unsigned id, item *cursor);
+bool items_crawl_step(unsigned id, item *cursor, unsigned batch,
+                      uint32_t *budget);
+void items_crawl_end(unsigned id, item *cursor);
+
+/* The page mover's pass over a page of class id: every linked item in it
+ * is copied into a free chunk of the class outside the page, or evicted
+ * when there is none.  Items it could not lock right now are left for the
+ * next pass. */
+void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
+                         uint32_t perslab);
+
+/* Per-LRU numbers for "stats items" (id SLABS_LARGE_CLASS is the large
+ * items' LRU). */
+struct items_lru_stats {
+    uint64_t number;
+    uint64_t bytes;             /* sum of ITEM_size */
+    rel_time_t tail_time;       /* last access of the oldest, 0 if empty */
+    uint64_t evicted;
+    uint64_t evicted_nonzero;
+    rel_time_t evicted_time;    /* idle time of the last evicted item */
+    uint64_t outofmemory;
+    uint64_t tailrepairs;
+    uint64_t reclaimed;
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t crawler_reclaimed;
+    uint64_t crawler_items_checked;
+    uint64_t lrutail_reflocked;
+    uint64_t direct_reclaims;
+};
+void items_lru_stats(unsigned id, struct items_lru_stats *out);
+
+/* Items linked since start-up. */
+uint64_t items_total_linked(void);
+
+/* "stats cachedump": up to limit (0 = all, within 2 MB of text) lines
+ * "ITEM <key> [<bytes> b; <exptime> s]\r\n" of LRU id, newest first, each
+ * passed to line() with the LRU lock held (line must not call into the
+ * engine).  Returns how many lines it passed. */
+unsigned items_cachedump(unsigned id, unsigned limit,
+                         void (*line)(const char *line, size_t len, void *ctx),
+                         void *ctx);
+
+/* "stats sizes" histogram (settings.track_sizes): calls fn for every
+ * 32-byte bucket holding items, smallest first. */
+void items_sizes(void (*fn)(uint32_t bucket_size, uint64_t count, void *ctx),
+                 void *ctx);
+
 #endif /* ITEMS_H */

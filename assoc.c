@@ -1,0 +1,287 @@
+/*
+ * assoc.c - the hash table: 2^hashpower buckets of items chained through
+ * it->h_next, grown by a background thread.
+ *
+ * Owns: the bucket arrays, the item count, the expansion thread.
+ *
+ * Locking.  A key's chain is only read or changed under item_lock(hv) of
+ * that key (items.c).  The item lock table has at most as many locks as the
+ * table had buckets at start-up, so every item of one bucket - of the
+ * current table or of any older, smaller one - is covered by one lock.
+ *
+ * Expansion.  When the table holds more than 1.5 items per bucket (and
+ * settings.hash_expand), an insert wakes the expansion thread, which:
+ *   1. allocates a table twice as large, then under item_lock_all() makes
+ *      it primary, keeps the current one as old_table and starts moving
+ *      buckets from expand_bucket = 0;
+ *   2. moves old buckets one at a time, each under its item lock, to their
+ *      places in the new table, then advances expand_bucket;
+ *   3. under item_lock_all() drops old_table and frees it.
+ * A lookup during the move finds its old bucket b = hv & old mask: if
+ * b >= expand_bucket it has not moved and the old table is used, else the
+ * new one.  That comparison is exact under the key's item lock, because
+ * expand_bucket passes b only under the same lock.  Requests never wait
+ * for more than one bucket's move.
+ *
+ * walk_lock freezes the tables for assoc_walk() (metadump by hash): the
+ * expansion thread takes it around every step, walkers for a whole walk;
+ * request threads never take it.  expand_lock only guards the wake-up.
+ * Order: walk_lock -> item locks -> (items.c's locks); an insert holding an
+ * item lock may take expand_lock, which the expansion thread never holds
+ * while taking item locks.
+ */
+#include "assoc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "util.h"
+
+/* Beyond this the bucket array alone would not fit a real machine. */
+#define HASHPOWER_MAX 32
+
+static item **primary;
+static item **old_table;            /* only while expanding */
+static unsigned hashpower;          /* of primary; changed under lock_all */
+static bool expanding;              /* changed under lock_all */
+static uint64_t expand_bucket;      /* next old bucket to move (atomic) */
+static uint64_t nitems;             /* atomic */
+
+static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t expand_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t expand_cond = PTHREAD_COND_INITIALIZER;
+static pthread_t expand_tid;
+static bool expander_running;
+static bool expander_stop;          /* atomic */
+static bool expand_wanted;          /* under expand_lock */
+static bool expand_requested;       /* atomic: a wake-up is pending */
+static bool expand_failed;          /* out of memory once: stop trying */
+
+#define BUCKETS(power) ((uint64_t)1 << (power))
+#define MASK(power) (BUCKETS(power) - 1)
+
+bool assoc_init(unsigned power)
+{
+    hashpower = power;
+    primary = calloc(BUCKETS(power), sizeof(item *));
+    if (primary == NULL) {
+        mc_logf("Failed to allocate a hash table of 2^%u buckets", power);
+        return false;
+    }
+    return true;
+}
+
+/* The head of the chain that holds (or would hold) hv. */
+static item **bucket_of(uint32_t hv)
+{
+    if (expanding) {
+        uint64_t ob = hv & MASK(hashpower - 1);
+        if (ob >= __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED))
+            return &old_table[ob];
+    }
+    return &primary[hv & MASK(hashpower)];
+}
+
+item *assoc_find(const char *key, size_t nkey, uint32_t hv)
+{
+    for (item *it = *bucket_of(hv); it != NULL; it = it->h_next) {
+        if (it->nkey == nkey && memcmp(ITEM_key(it), key, nkey) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* The link that points at it in its chain. */
+static item **link_to(item *it, uint32_t hv)
+{
+    item **pp = bucket_of(hv);
+    while (*pp != it) {
+        /* Only items known to be in the table are looked for. */
+        if (*pp == NULL)
+            abort();
+        pp = &(*pp)->h_next;
+    }
+    return pp;
+}
+
+/* Wake the expansion thread once. */
+static void request_expansion(void)
+{
+    if (__atomic_exchange_n(&expand_requested, true, __ATOMIC_ACQ_REL))
+        return;
+    pthread_mutex_lock(&expand_lock);
+    expand_wanted = true;
+    pthread_cond_signal(&expand_cond);
+    pthread_mutex_unlock(&expand_lock);
+}
+
+void assoc_insert(item *it, uint32_t hv)
+{
+    item **head = bucket_of(hv);
+    it->h_next = *head;
+    *head = it;
+    uint64_t n = __atomic_add_fetch(&nitems, 1, __ATOMIC_RELAXED);
+    if (!expanding && n > BUCKETS(hashpower) * 3 / 2 && expander_running &&
+        !__atomic_load_n(&expand_failed, __ATOMIC_RELAXED) &&
+        hashpower < HASHPOWER_MAX)
+        request_expansion();
+}
+
+void assoc_delete(item *it, uint32_t hv)
+{
+    item **pp = link_to(it, hv);
+    *pp = it->h_next;
+    it->h_next = NULL;
+    __atomic_sub_fetch(&nitems, 1, __ATOMIC_RELAXED);
+}
+
+void assoc_replace(item *old_it, item *new_it, uint32_t hv)
+{
+    item **pp = link_to(old_it, hv);
+    new_it->h_next = old_it->h_next;
+    *pp = new_it;
+    old_it->h_next = NULL;
+}
+
+/* Move old bucket b into the new table (its item lock held). */
+static void move_bucket(uint64_t b)
+{
+    item *it = old_table[b];
+    while (it != NULL) {
+        item *next = it->h_next;
+        uint32_t hv = hash_key(ITEM_key(it), it->nkey);
+        item **head = &primary[hv & MASK(hashpower)];
+        it->h_next = *head;
+        *head = it;
+        it = next;
+    }
+    old_table[b] = NULL;
+}
+
+/* One full doubling of the table (expansion thread). */
+static void expand_table(void)
+{
+    unsigned power = hashpower + 1;
+    item **bigger = calloc(BUCKETS(power), sizeof(item *));
+    if (bigger == NULL) {
+        mc_logf("Hash table expansion to 2^%u buckets failed: out of memory;"
+                " the table stays at 2^%u", power, hashpower);
+        __atomic_store_n(&expand_failed, true, __ATOMIC_RELAXED);
+        return;
+    }
+    mc_log(2, "Hash table expansion starting");
+
+    pthread_mutex_lock(&walk_lock);
+    item_lock_all();
+    old_table = primary;
+    primary = bigger;
+    hashpower = power;
+    __atomic_store_n(&expand_bucket, 0, __ATOMIC_RELAXED);
+    expanding = true;
+    item_unlock_all();
+    pthread_mutex_unlock(&walk_lock);
+
+    for (uint64_t b = 0; b < BUCKETS(power - 1); b++) {
+        if (__atomic_load_n(&expander_stop, __ATOMIC_RELAXED))
+            return; /* the process is exiting */
+        pthread_mutex_lock(&walk_lock);
+        item_lock((uint32_t)b);
+        move_bucket(b);
+        __atomic_store_n(&expand_bucket, b + 1, __ATOMIC_RELAXED);
+        item_unlock((uint32_t)b);
+        pthread_mutex_unlock(&walk_lock);
+    }
+
+    pthread_mutex_lock(&walk_lock);
+    item_lock_all();
+    item **done = old_table;
+    old_table = NULL;
+    expanding = false;
+    item_unlock_all();
+    pthread_mutex_unlock(&walk_lock);
+    free(done);
+    mc_log(2, "Hash table expansion done");
+}
+
+static void *expander_main(void *arg)
+{
+    pthread_mutex_lock(&expand_lock);
+    while (!__atomic_load_n(&expander_stop, __ATOMIC_RELAXED)) {
+        if (!expand_wanted) {
+            pthread_cond_wait(&expand_cond, &expand_lock);
+            continue;
+        }
+        expand_wanted = false;
+        pthread_mutex_unlock(&expand_lock);
+        expand_table();
+        __atomic_store_n(&expand_requested, false, __ATOMIC_RELEASE);
+        pthread_mutex_lock(&expand_lock);
+    }
+    pthread_mutex_unlock(&expand_lock);
+    return NULL;
+}
+
+bool assoc_start_expander(void)
+{
+    __atomic_store_n(&expander_stop, false, __ATOMIC_RELAXED);
+    int rc = pthread_create(&expand_tid, NULL, expander_main, NULL);
+    if (rc != 0) {
+        mc_logf("Can't start the hash table expansion thread: %s",
+                strerror(rc));
+        return false;
+    }
+    expander_running = true;
+    return true;
+}
+
+void assoc_stop_expander(void)
+{
+    if (!expander_running)
+        return;
+    pthread_mutex_lock(&expand_lock);
+    __atomic_store_n(&expander_stop, true, __ATOMIC_RELAXED);
+    pthread_cond_signal(&expand_cond);
+    pthread_mutex_unlock(&expand_lock);
+    pthread_join(expand_tid, NULL);
+    expander_running = false;
+    expand_wanted = false;
+    __atomic_store_n(&expand_requested, false, __ATOMIC_RELAXED);
+}
+
+/* Call fn on every item of one chain, under the bucket's item lock. */
+static void walk_chain(item **table, uint64_t b, void (*fn)(item *, void *),
+                       void *ctx)
+{
+    item_lock((uint32_t)b);
+    for (item *it = table[b]; it != NULL; it = it->h_next)
+        fn(it, ctx);
+    item_unlock((uint32_t)b);
+}
+
+void assoc_walk(void (*fn)(item *it, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&walk_lock);
+    for (uint64_t b = 0; b < BUCKETS(hashpower); b++)
+        walk_chain(primary, b, fn, ctx);
+    if (expanding) {
+        for (uint64_t b = __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED);
+             b < BUCKETS(hashpower - 1); b++)
+            walk_chain(old_table, b, fn, ctx);
+    }
+    pthread_mutex_unlock(&walk_lock);
+}
+
+void assoc_get_stats(struct assoc_stats *out)
+{
+    /* walk_lock keeps hashpower and expanding still while we read them. */
+    pthread_mutex_lock(&walk_lock);
+    out->hash_power_level = hashpower;
+    out->hash_bytes = BUCKETS(hashpower) * sizeof(item *);
+    if (expanding)
+        out->hash_bytes += BUCKETS(hashpower - 1) * sizeof(item *);
+    out->is_expanding = expanding;
+    pthread_mutex_unlock(&walk_lock);
+    out->items = __atomic_load_n(&nitems, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,698 @@
+/*
+ * items.c - the life of an item: allocation (with reclaim and eviction),
+ * the item locks, linking into the hash table and an LRU, references,
+ * expiry and flush checks, the per-class LRUs and their counters.
+ *
+ * Owns: the item lock table, one LRU per slab class (index 0,
+ * SLABS_LARGE_CLASS, is the LRU of malloc'd large items), the flush
+ * watermarks, the item size histogram, total_items.
+ *
+ * Invariants.
+ *   - An item is ITEM_LINKED exactly while it is in the hash table and in
+ *     the LRU of its class; the link holds one reference.
+ *   - refcount 0 means unlinked and unreferenced: the item is freed at that
+ *     moment (item_release) and never touched again.
+ *   - Memory of an item that someone else references is not modified,
+ *     except the LRU fields and the ITEM_FETCHED/ACTIVE bits; storage.c
+ *     builds a new item when it must change one that is shared.
+ *   - A lookup never returns an expired or flushed item: it unlinks it.
+ *
+ * The LRU.  Each LRU is a doubly linked list, head = most recently used.
+ * Stores link at the head; a hit moves the item to the head only when its
+ * last move is more than ITEM_UPDATE_INTERVAL seconds old, so hot keys do
+ * not take the LRU lock.  When a class has no free chunk, allocation looks
+ * at the five oldest items of its LRU: an expired or flushed one is
+ * reclaimed (its chunk reused), else, unless -M, the oldest one nobody
+ * holds is evicted.  Items somebody holds (refcount > 1) are skipped and
+ * counted as lrutail_reflocked.  Large items live in their own LRU and are
+ * evicted from it to make room for another large item; when that LRU is
+ * empty one large item may exceed the memory limit (see slabs.c).
+ *
+ * Locking.
+ *   - item locks: 2^min(hashpower_init, 12) mutexes, item_lock(hv) =
+ *     locks[hv & mask].  Held for every lookup and change of a key's hash
+ *     chain and item fields.  item_lock_all() takes them all in index order
+ *     (only the hash expansion does, holding no other item lock).
+ *   - LRU lock, one per class: the list links, the counters, and the
+ *     ITEM_LINKED bit (so an LRU walker holding it sees a stable LINKED
+ *     state and, for linked items, a stable key).
+ *   - Order: item lock -> LRU lock -> slab class lock.  Code that starts
+ *     from an LRU (eviction, crawler, page mover) holds the LRU lock and
+ *     can therefore only *try* item locks; a busy lock means "skip it".
+ *   - refcount and it_flags are atomic.  The flush watermarks are atomics
+ *     read on every lookup.
+ */
+#include "items.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "assoc.h"
+#include "clock.h"
+#include "hash.h"
+#include "slabs.h"
+#include "util.h"
+
+/* memcached's item header (48 bytes, + 8 with CAS): item_size_max is
+ * measured against it so that exactly the same values fit. */
+#define MC_HEADER_SIZE 48
+#define ITEM_LOCK_POWER_MAX 12
+/* How many of an LRU's oldest items allocation looks at. */
+#define TAIL_SEARCH 5
+/* Rounds of "free list, then LRU tail" before giving up. */
+#define ALLOC_TRIES 3
+/* Bytes of text "stats cachedump" returns at most, as memcached. */
+#define CACHEDUMP_MAX_BYTES (2 * 1024 * 1024)
+#define SIZES_BUCKET 32
+
+struct lru {
+    pthread_mutex_t lock;
+    item *head;
+    item *tail;
+    uint64_t number;
+    uint64_t bytes;
+    uint64_t evicted;
+    uint64_t evicted_nonzero;
+    rel_time_t evicted_time;
+    uint64_t outofmemory;
+    uint64_t reclaimed;
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
+    uint64_t evicted_active;
+    uint64_t crawler_reclaimed;
+    uint64_t crawler_items_checked;
+    uint64_t lrutail_reflocked;
+    uint64_t direct_reclaims;
+};
+
+static struct lru lrus[MAX_SLAB_CLASSES];
+
+static pthread_mutex_t *item_locks;
+static uint32_t item_lock_count;
+static uint32_t item_lock_mask;
+
+static uint64_t total_items;        /* atomic */
+static uint64_t flush_floor;        /* atomic: versions below are dead */
+static uint64_t flush_pending;      /* atomic: delayed flush threshold */
+
+static uint64_t *size_hist;         /* atomic buckets, track_sizes only */
+static size_t size_hist_len;
+
+/* ---- Item locks ---- */
+
+bool items_init(unsigned hashpower)
+{
+    unsigned power = hashpower < ITEM_LOCK_POWER_MAX ? hashpower
+                                                     : ITEM_LOCK_POWER_MAX;
+    item_lock_count = 1u << power;
+    item_lock_mask = item_lock_count - 1;
+    item_locks = calloc(item_lock_count, sizeof(pthread_mutex_t));
+    if (item_locks == NULL)
+        return false;
+    for (uint32_t i = 0; i < item_lock_count; i++)
+        pthread_mutex_init(&item_locks[i], NULL);
+    for (unsigned i = 0; i < MAX_SLAB_CLASSES; i++) {
+        memset(&lrus[i], 0, sizeof(lrus[i]));
+        pthread_mutex_init(&lrus[i].lock, NULL);
+    }
+    if (settings.track_sizes) {
+        size_hist_len = ((size_t)settings.item_size_max + sizeof(item) +
+                         KEY_MAX_LENGTH) / SIZES_BUCKET + 2;
+        size_hist = calloc(size_hist_len, sizeof(uint64_t));
+        if (size_hist == NULL)
+            return false;
+    }
+    total_items = flush_floor = flush_pending = 0;
+    return true;
+}
+
+void item_lock(uint32_t hv)
+{
+    pthread_mutex_lock(&item_locks[hv & item_lock_mask]);
+}
+
+void item_unlock(uint32_t hv)
+{
+    pthread_mutex_unlock(&item_locks[hv & item_lock_mask]);
+}
+
+bool item_trylock(uint32_t hv)
+{
+    return pthread_mutex_trylock(&item_locks[hv & item_lock_mask]) == 0;
+}
+
+void item_lock_all(void)
+{
+    for (uint32_t i = 0; i < item_lock_count; i++)
+        pthread_mutex_lock(&item_locks[i]);
+}
+
+void item_unlock_all(void)
+{
+    for (uint32_t i = item_lock_count; i-- > 0;)
+        pthread_mutex_unlock(&item_locks[i]);
+}
+
+/* ---- LRU lists (the LRU's lock held) ---- */
+
+static void lru_insert_head(struct lru *l, item *it)
+{
+    it->prev = NULL;
+    it->next = l->head;
+    if (l->head != NULL)
+        l->head->prev = it;
+    l->head = it;
+    if (l->tail == NULL)
+        l->tail = it;
+}
+
+/* Insert it just before (towards the head of) pos. */
+static void lru_insert_before(struct lru *l, item *pos, item *it)
+{
+    it->next = pos;
+    it->prev = pos->prev;
+    if (pos->prev != NULL)
+        pos->prev->next = it;
+    else
+        l->head = it;
+    pos->prev = it;
+}
+
+static void lru_remove(struct lru *l, item *it)
+{
+    if (it->prev != NULL)
+        it->prev->next = it->next;
+    else
+        l->head = it->next;
+    if (it->next != NULL)
+        it->next->prev = it->prev;
+    else
+        l->tail = it->prev;
+    it->next = it->prev = NULL;
+}
+
+/* ---- Size histogram ---- */
+
+static void size_hist_add(const item *it, int64_t delta)
+{
+    if (size_hist == NULL)
+        return;
+    size_t b = (ITEM_size(it) + SIZES_BUCKET - 1) / SIZES_BUCKET;
+    if (b >= size_hist_len)
+        b = size_hist_len - 1;
+    __atomic_add_fetch(&size_hist[b], (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+void items_sizes(void (*fn)(uint32_t bucket_size, uint64_t count, void *ctx),
+                 void *ctx)
+{
+    for (size_t b = 0; b < size_hist_len; b++) {
+        uint64_t n = __atomic_load_n(&size_hist[b], __ATOMIC_RELAXED);
+        if (n != 0)
+            fn((uint32_t)(b * SIZES_BUCKET), n, ctx);
+    }
+}
+
+/* ---- Life and death ---- */
+
+/* Give the memory of an unreferenced, unlinked item back. */
+static void item_free(item *it)
+{
+    if (it->slabs_clsid == SLABS_LARGE_CLASS)
+        slabs_free_large(it, ITEM_size(it));
+    else
+        slabs_free(it, it->slabs_clsid);
+}
+
+void item_release(item *it)
+{
+    if (__atomic_sub_fetch(&it->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+        item_free(it);
+}
+
+/* The server second in which version v was made (0 for none). */
+static rel_time_t version_rel_time(uint64_t v)
+{
+    uint64_t ms = (v >> CLOCK_PHYS_SHIFT) + CLOCK_EPOCH_MS;
+    return (rel_time_t)((int64_t)(ms / 1000) - (int64_t)process_started);
+}
+
+/* Is it older than a flush_all that has taken effect? */
+static bool item_is_flushed(const item *it)
+{
+    uint64_t v = it->version;
+    if (v < __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE))
+        return true;
+    uint64_t pending = __atomic_load_n(&flush_pending, __ATOMIC_ACQUIRE);
+    if (pending == 0 || v >= pending ||
+        version_rel_time(pending) > __atomic_load_n(&current_time,
+                                                    __ATOMIC_RELAXED))
+        return false;
+    /* The delayed flush is due: make it the floor so later checks are one
+     * comparison (unless a newer flush replaced it meanwhile). */
+    uint64_t floor = __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE);
+    while (floor < pending &&
+           !__atomic_compare_exchange_n(&flush_floor, &floor, pending, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+    __atomic_compare_exchange_n(&flush_pending, &pending, 0, false,
+                                __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return true;
+}
+
+enum item_state item_liveness(const item *it)
+{
+    if (item_is_flushed(it))
+        return ITEM_STATE_FLUSHED;
+    rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
+    if (exp != 0 && exp <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
+        return ITEM_STATE_EXPIRED;
+    return ITEM_STATE_LIVE;
+}
+
+void items_flush_all(uint64_t floor)
+{
+    __atomic_store_n(&flush_pending, 0, __ATOMIC_RELEASE);
+    uint64_t cur = __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE);
+    while (cur < floor &&
+           !__atomic_compare_exchange_n(&flush_floor, &cur, floor, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+}
+
+void items_flush_at(uint64_t threshold)
+{
+    __atomic_store_n(&flush_pending, threshold, __ATOMIC_RELEASE);
+}
+
+/* Take it out of LRU l and the hash table (both locks held); the link's
+ * reference is handed to the caller. */
+static void unlink_locked(struct lru *l, item *it, uint32_t hv)
+{
+    lru_remove(l, it);
+    l->number--;
+    l->bytes -= ITEM_size(it);
+    item_flags_clear(it, ITEM_LINKED);
+    assoc_delete(it, hv);
+    size_hist_add(it, -1);
+}
+
+/* Count in l why it left the LRU without anyone deleting it. */
+static void count_removal(struct lru *l, const item *it, bool dead)
+{
+    uint8_t f = item_flags(it);
+    if (dead) {
+        l->reclaimed++;
+        if (!(f & ITEM_FETCHED))
+            l->expired_unfetched++;
+        return;
+    }
+    l->evicted++;
+    l->evicted_time = current_time - it->time;
+    if (it->exptime != 0)
+        l->evicted_nonzero++;
+    if (!(f & ITEM_FETCHED))
+        l->evicted_unfetched++;
+    if (f & ITEM_ACTIVE)
+        l->evicted_active++;
+}
+
+/* What lru_take() did with an LRU item. */
+enum take_result { TAKE_NONE, TAKE_RECLAIMED, TAKE_EVICTED };
+
+/* Try to take LRU item it for reuse (l's lock held): it must be lockable
+ * and held by nobody but its link; when only_dead, it must also be expired
+ * or flushed.  When taken it is unlinked, counted, and its link's
+ * reference (refcount 1) now belongs to the caller. */
+static enum take_result lru_take(struct lru *l, item *it, bool only_dead)
+{
+    uint32_t hv = hash_key(ITEM_key(it), it->nkey);
+    if (!item_trylock(hv))
+        return TAKE_NONE;
+    enum take_result r = TAKE_NONE;
+    if (__atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) != 1) {
+        l->lrutail_reflocked++;
+    } else {
+        bool dead = item_liveness(it) != ITEM_STATE_LIVE;
+        if (dead || !only_dead) {
+            unlink_locked(l, it, hv);
+            count_removal(l, it, dead);
+            r = dead ? TAKE_RECLAIMED : TAKE_EVICTED;
+        }
+    }
+    item_unlock(hv);
+    return r;
+}
+
+/* Free one item's worth of room in LRU id: first an expired or flushed
+ * item among the TAIL_SEARCH oldest, else (when evict) the oldest of them
+ * nobody holds.  Returns that item unlinked, refcount 1, or NULL. */
+static item *lru_pull_tail(unsigned id, bool evict)
+{
+    struct lru *l = &lrus[id];
+    item *got = NULL;
+    enum take_result r = TAKE_NONE;
+    pthread_mutex_lock(&l->lock);
+    l->direct_reclaims++;
+    for (int pass = 0; pass < (evict ? 2 : 1) && got == NULL; pass++) {
+        int seen = 0;
+        for (item *it = l->tail; it != NULL && seen < TAIL_SEARCH;
+             it = it->prev) {
+            if (item_flags(it) & ITEM_CURSOR)
+                continue;
+            seen++;
+            r = lru_take(l, it, pass == 0);
+            if (r != TAKE_NONE) {
+                got = it;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (r == TAKE_EVICTED && id != SLABS_LARGE_CLASS)
+        slabs_note_eviction(id);
+    return got;
+}
+
+/* Memory for a slab item of class id. */
+static item *alloc_chunk(unsigned id)
+{
+    for (int tries = 0; tries < ALLOC_TRIES; tries++) {
+        item *it = slabs_alloc(id, true);
+        if (it == NULL)
+            it = lru_pull_tail(id, settings.evict_to_free);
+        if (it != NULL)
+            return it;
+    }
+    return NULL;
+}
+
+/* Memory for a large item of ntotal bytes: evict other large items until
+ * it fits; with none left to evict it may exceed the limit. */
+static item *alloc_large(size_t ntotal)
+{
+    struct lru *l = &lrus[SLABS_LARGE_CLASS];
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        bool empty = l->number == 0;
+        pthread_mutex_unlock(&l->lock);
+        item *it = slabs_alloc_large(ntotal, empty);
+        if (it != NULL)
+            return it;
+        item *victim = lru_pull_tail(SLABS_LARGE_CLASS, settings.evict_to_free);
+        if (victim == NULL)
+            return NULL;
+        item_release(victim);
+    }
+}
+
+item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
+                 rel_time_t exptime, size_t nbytes, bool *too_large)
+{
+    size_t ntotal = ITEM_ntotal(nkey, nbytes);
+    size_t mc_size = ntotal - sizeof(item) + MC_HEADER_SIZE +
+                     (settings.use_cas ? 8 : 0);
+    *too_large = nkey == 0 || nkey > KEY_MAX_LENGTH || nbytes < 2 ||
+                 mc_size > (size_t)settings.item_size_max;
+    if (*too_large)
+        return NULL;
+
+    unsigned id = slabs_clsid(ntotal);
+    item *it = id == SLABS_LARGE_CLASS ? alloc_large(ntotal) : alloc_chunk(id);
+    if (it == NULL) {
+        struct lru *l = &lrus[id];
+        pthread_mutex_lock(&l->lock);
+        l->outofmemory++;
+        pthread_mutex_unlock(&l->lock);
+        return NULL;
+    }
+
+    it->next = it->prev = it->h_next = NULL;
+    it->time = current_time;
+    it->exptime = exptime;
+    it->nbytes = (uint32_t)nbytes;
+    it->client_flags = client_flags;
+    __atomic_store_n(&it->refcount, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&it->it_flags, 0, __ATOMIC_RELAXED);
+    it->slabs_clsid = (uint8_t)id;
+    it->nkey = (uint8_t)nkey;
+    it->_unused = 0;
+    it->cas = 0;
+    it->version = 0;
+    memcpy(ITEM_key(it), key, nkey);
+    ITEM_key(it)[nkey] = '\0';
+    return it;
+}
+
+void item_link(item *it, uint32_t hv)
+{
+    struct lru *l = &lrus[it->slabs_clsid];
+    it->time = current_time;
+    item_ref(it);
+    assoc_insert(it, hv);
+    pthread_mutex_lock(&l->lock);
+    item_flags_set(it, ITEM_LINKED);
+    lru_insert_head(l, it);
+    l->number++;
+    l->bytes += ITEM_size(it);
+    pthread_mutex_unlock(&l->lock);
+    size_hist_add(it, 1);
+    __atomic_add_fetch(&total_items, 1, __ATOMIC_RELAXED);
+}
+
+void item_unlink(item *it, uint32_t hv)
+{
+    struct lru *l = &lrus[it->slabs_clsid];
+    pthread_mutex_lock(&l->lock);
+    bool linked = item_flags(it) & ITEM_LINKED;
+    if (linked)
+        unlink_locked(l, it, hv);
+    pthread_mutex_unlock(&l->lock);
+    if (linked)
+        item_release(it);
+}
+
+void item_replace(item *old_it, item *new_it, uint32_t hv)
+{
+    item_unlink(old_it, hv);
+    item_link(new_it, hv);
+}
+
+item *item_lookup(const char *key, size_t nkey, uint32_t hv,
+                  enum item_state *state)
+{
+    item *it = assoc_find(key, nkey, hv);
+    if (it == NULL) {
+        *state = ITEM_STATE_MISSING;
+        return NULL;
+    }
+    *state = item_liveness(it);
+    if (*state != ITEM_STATE_LIVE) {
+        item_unlink(it, hv);
+        return NULL;
+    }
+    if (item_flags(it) & ITEM_TOMBSTONE)
+        *state = ITEM_STATE_TOMBSTONE;
+    return it;
+}
+
+/* Move it to the head of its LRU if the last move is old enough. */
+static void lru_refresh(item *it)
+{
+    if (it->time + ITEM_UPDATE_INTERVAL >=
+        __atomic_load_n(&current_time, __ATOMIC_RELAXED))
+        return;
+    struct lru *l = &lrus[it->slabs_clsid];
+    pthread_mutex_lock(&l->lock);
+    if (item_flags(it) & ITEM_LINKED) {
+        lru_remove(l, it);
+        lru_insert_head(l, it);
+        it->time = current_time;
+        item_flags_clear(it, ITEM_ACTIVE);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+void item_touch_lru(item *it)
+{
+    uint8_t f = item_flags(it);
+    if (!(f & ITEM_FETCHED))
+        item_flags_set(it, ITEM_FETCHED);
+    else if (!(f & ITEM_ACTIVE))
+        item_flags_set(it, ITEM_ACTIVE);
+    lru_refresh(it);
+}
+
+void item_bump(item *it)
+{
+    lru_refresh(it);
+}
+
+/* ---- The crawler's walk ---- */
+
+void items_crawl_begin(unsigned id, item *cursor)
+{
+    struct lru *l = &lrus[id];
+    pthread_mutex_lock(&l->lock);
+    cursor->prev = l->tail;
+    cursor->next = NULL;
+    if (l->tail != NULL)
+        l->tail->next = cursor;
+    else
+        l->head = cursor;
+    l->tail = cursor;
+    pthread_mutex_unlock(&l->lock);
+}
+
+void items_crawl_end(unsigned id, item *cursor)
+{
+    struct lru *l = &lrus[id];
+    pthread_mutex_lock(&l->lock);
+    lru_remove(l, cursor);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Reclaim x if it is expired or flushed (l's lock held). */
+static void crawl_check(struct lru *l, item *x)
+{
+    uint32_t hv = hash_key(ITEM_key(x), x->nkey);
+    if (!item_trylock(hv))
+        return;
+    l->crawler_items_checked++;
+    if (item_liveness(x) != ITEM_STATE_LIVE) {
+        unlink_locked(l, x, hv);
+        l->crawler_reclaimed++;
+        if (!(item_flags(x) & ITEM_FETCHED))
+            l->expired_unfetched++;
+        item_release(x);
+    }
+    item_unlock(hv);
+}
+
+bool items_crawl_step(unsigned id, item *cursor, unsigned batch,
+                      uint32_t *budget)
+{
+    struct lru *l = &lrus[id];
+    bool more = true;
+    pthread_mutex_lock(&l->lock);
+    for (unsigned n = 0; n < batch; n++) {
+        item *x = cursor->prev;
+        if (x == NULL || *budget == 0) {
+            lru_remove(l, cursor);
+            more = false;
+            break;
+        }
+        /* Step over x: it is now behind the cursor, whatever happens. */
+        lru_remove(l, cursor);
+        lru_insert_before(l, x, cursor);
+        if (item_flags(x) & ITEM_CURSOR)
+            continue;
+        (*budget)--;
+        crawl_check(l, x);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return more;
+}
+
+/* ---- The page mover's evacuation ---- */
+
+/* Move linked item it (in a page being emptied) out: copy it into a free
+ * chunk of its class, or evict it.  LRU lock and item lock held. */
+static void evacuate(struct lru *l, item *it, uint32_t hv, unsigned id)
+{
+    item *copy = slabs_alloc(id, false);
+    if (copy != NULL) {
+        memcpy(copy, it, ITEM_size(it));
+        __atomic_store_n(&copy->refcount, 1, __ATOMIC_RELAXED);
+        lru_insert_before(l, it, copy);
+        lru_remove(l, it);
+        assoc_replace(it, copy, hv);
+        item_flags_clear(it, ITEM_LINKED);
+    } else {
+        /* No room to rescue it: the page move drops it (not counted as
+         * an eviction: memory pressure did not ask for it). */
+        unlink_locked(l, it, hv);
+    }
+    item_release(it);
+}
+
+void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
+                         uint32_t perslab)
+{
+    struct lru *l = &lrus[id];
+    for (uint32_t i = 0; i < perslab; i++) {
+        item *it = (item *)(page + (size_t)i * chunk_size);
+        pthread_mutex_lock(&l->lock);
+        if (item_flags(it) & ITEM_LINKED) {
+            uint32_t hv = hash_key(ITEM_key(it), it->nkey);
+            if (item_trylock(hv)) {
+                evacuate(l, it, hv, id);
+                item_unlock(hv);
+            }
+        }
+        pthread_mutex_unlock(&l->lock);
+    }
+}
+
+/* ---- Reports ---- */
+
+void items_lru_stats(unsigned id, struct items_lru_stats *out)
+{
+    struct lru *l = &lrus[id];
+    pthread_mutex_lock(&l->lock);
+    item *tail = l->tail;
+    while (tail != NULL && (item_flags(tail) & ITEM_CURSOR))
+        tail = tail->prev;
+    *out = (struct items_lru_stats){
+        .number = l->number,
+        .bytes = l->bytes,
+        .tail_time = tail != NULL ? tail->time : 0,
+        .evicted = l->evicted,
+        .evicted_nonzero = l->evicted_nonzero,
+        .evicted_time = l->evicted_time,
+        .outofmemory = l->outofmemory,
+        .reclaimed = l->reclaimed,
+        .expired_unfetched = l->expired_unfetched,
+        .evicted_unfetched = l->evicted_unfetched,
+        .evicted_active = l->evicted_active,
+        .crawler_reclaimed = l->crawler_reclaimed,
+        .crawler_items_checked = l->crawler_items_checked,
+        .lrutail_reflocked = l->lrutail_reflocked,
+        .direct_reclaims = l->direct_reclaims,
+    };
+    pthread_mutex_unlock(&l->lock);
+}
+
+uint64_t items_total_linked(void)
+{
+    return __atomic_load_n(&total_items, __ATOMIC_RELAXED);
+}
+
+unsigned items_cachedump(unsigned id, unsigned limit,
+                         void (*line)(const char *line, size_t len, void *ctx),
+                         void *ctx)
+{
+    struct lru *l = &lrus[id];
+    size_t total = 0;
+    unsigned shown = 0;
+    char buf[KEY_MAX_LENGTH + 64];
+    pthread_mutex_lock(&l->lock);
+    for (item *it = l->head; it != NULL && (limit == 0 || shown < limit);
+         it = it->next) {
+        if (item_flags(it) & ITEM_CURSOR)
+            continue;
+        rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
+        int n = snprintf(buf, sizeof(buf), "ITEM %.*s [%u b; %lld s]\r\n",
+                         (int)it->nkey, ITEM_key(it), it->nbytes - 2,
+                         (long long)rel_to_unix(exp));
+        if (n < 0 || total + (size_t)n > CACHEDUMP_MAX_BYTES)
+            break;
+        line(buf, (size_t)n, ctx);
+        total += (size_t)n;
+        shown++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return shown;
+}

@@ -1,0 +1,769 @@
+/*
+ * storage.c - what every command means to the cache (storage.h), and the
+ * engine's start-up, reports and controls.
+ *
+ * Owns: the replication hooks, the rules of set/add/replace/append/
+ * prepend/cas, incr/decr, touch, delete and flush_all, and the per key
+ * counters of stats.h.  The memory, items, hash table and crawler are the
+ * other engine modules'; this file only combines them.
+ *
+ * Every command follows one pattern: hash the key, take its item lock,
+ * look the key up (item_lookup() drops an expired or flushed item on the
+ * way), decide, change, unlock, then count and call the hooks with no lock
+ * held.  A mutation stamps the item with a new version from the hybrid
+ * logical clock; a new item's CAS is that version (or meta E's value), and
+ * 0 for every item with -C.
+ *
+ * Items that somebody else holds are never modified: incr/decr and touch
+ * change an item in place only when its link is its only reference,
+ * otherwise they build a new item and swap it in.
+ *
+ * memcached's answers this follows (checked against memcached 1.6):
+ *   - add on a live key is NOT_STORED and refreshes that item's LRU place;
+ *   - append/prepend keep the old flags and exptime; when the result can't
+ *     be allocated (too large, or no memory) the answer is NOT_STORED;
+ *   - with -C (no CAS) a "cas" always answers EXISTS on an existing key,
+ *     and CAS checks of delete and incr/decr fail; append ignores them;
+ *   - incr/decr accept what strtoull accepts (leading blanks, a sign,
+ *     leading zeros) followed by a blank or the end of the value; a value
+ *     that is 2^63 or more and contains a '-' is rejected, as is
+ *     overflow; decr stops at 0, incr wraps at 2^64;
+ *   - get_expired / get_flushed are counted by reads (get, gat) only.
+ * flush_all: an immediate flush kills every item whose version is older
+ * than the flush (exact within a second); a delayed one kills, once its
+ * second comes, every item last written before that second.  A later
+ * flush replaces a pending delayed one; unlike memcached, a delayed flush
+ * never brings back items an earlier immediate flush killed.
+ */
+#include "storage.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "assoc.h"
+#include "clock.h"
+#include "crawler.h"
+#include "hash.h"
+#include "items.h"
+#include "slabs.h"
+#include "util.h"
+
+#define DEFAULT_HASHPOWER 16
+
+static struct storage_hooks hooks;
+
+/* Counters tolerate a NULL block (internal callers count nothing). */
+#define COUNT(ts, field)                                                     \
+    do {                                                                     \
+        if ((ts) != NULL)                                                    \
+            STATS_INCR(ts, field);                                           \
+    } while (0)
+
+bool storage_init(void)
+{
+    unsigned power = settings.hashpower_init > 0 ? (unsigned)settings.hashpower_init
+                                                 : DEFAULT_HASHPOWER;
+    hash_init(settings.hash_algorithm);
+    if (!items_init(power) || !assoc_init(power) || !slabs_init()) {
+        mc_logf("Failed to allocate memory for the storage engine");
+        return false;
+    }
+    if (settings.hash_expand && !assoc_start_expander())
+        return false;
+    return slabs_start_maintenance() && crawler_init();
+}
+
+void storage_shutdown(void)
+{
+    crawler_shutdown();
+    slabs_stop_maintenance();
+    assoc_stop_expander();
+}
+
+void storage_set_hooks(const struct storage_hooks *h)
+{
+    if (h != NULL)
+        hooks = *h;
+    else
+        memset(&hooks, 0, sizeof(hooks));
+}
+
+/* Report it as the key's new state (no lock held), then drop the
+ * reference taken for the call. */
+static void announce_item(item *it)
+{
+    if (hooks.on_item != NULL)
+        hooks.on_item(it);
+    item_release(it);
+}
+
+/* Stamp a mutation: a new version; the CAS is cas_new when given, else
+ * the version, and always 0 without CAS. */
+static void stamp(item *it, uint64_t cas_new)
+{
+    it->version = clock_next_version();
+    it->cas = !settings.use_cas ? 0 : cas_new != 0 ? cas_new : it->version;
+}
+
+/* ---- Writing ---- */
+
+item *storage_alloc(const char *key, size_t nkey, uint32_t client_flags,
+                    rel_time_t exptime, size_t nbytes, enum alloc_result *why,
+                    struct thread_stats *ts)
+{
+    bool too_large;
+    item *it = item_alloc(key, nkey, client_flags, exptime, nbytes, &too_large);
+    if (it != NULL) {
+        *why = ALLOC_OK;
+    } else if (too_large) {
+        *why = ALLOC_TOO_LARGE;
+        COUNT(ts, store_too_large);
+    } else {
+        *why = ALLOC_NO_MEMORY;
+        COUNT(ts, store_no_memory);
+    }
+    return it;
+}
+
+/* The value of old with it's value appended (or prepended), in a new item
+ * with old's flags and exptime; NULL when it can't be allocated. */
+static item *concat_values(const item *old, const item *it, bool append)
+{
+    bool too_large;
+    size_t olen = old->nbytes - 2, ilen = it->nbytes - 2;
+    item *n = item_alloc(ITEM_key(old), old->nkey, old->client_flags,
+                         old->exptime, olen + ilen + 2, &too_large);
+    if (n == NULL)
+        return NULL;
+    const item *first = append ? old : it;
+    const item *second = append ? it : old;
+    memcpy(ITEM_data(n), ITEM_data(first), first->nbytes - 2);
+    memcpy(ITEM_data(n) + first->nbytes - 2, ITEM_data(second), second->nbytes);
+    return n;
+}
+
+/* Make it the key's state in place of old (which may be NULL or a
+ * tombstone): stamp and link it. */
+static void put(item *it, item *old, uint32_t hv, uint64_t cas_new)
+{
+    stamp(it, cas_new);
+    if (old != NULL)
+        item_replace(old, it, hv);
+    else
+        item_link(it, hv);
+}
+
+/* The CAS part of a set/replace/cas under req (old live, item lock
+ * held): STORED after storing it, or EXISTS. */
+static enum store_result store_checked(item *it, item *old, uint32_t hv,
+                                       const struct store_req *req,
+                                       struct thread_stats *ts)
+{
+    struct slab_counters *sc = ts != NULL ? &ts->slab[it->slabs_clsid] : NULL;
+    bool match = settings.use_cas && req->cas_in == old->cas;
+    /* Meta "I": an older CAS still stores, but marks the result stale. */
+    bool stale = settings.use_cas && !match && req->invalidate &&
+                 req->cas_in < old->cas;
+    if (!match && !stale) {
+        if (sc != NULL)
+            STATS_INCR(sc, cas_badval);
+        return STORE_EXISTS;
+    }
+    if (stale)
+        item_flags_set(it, ITEM_STALE);
+    put(it, old, hv, req->cas_new);
+    if (sc != NULL)
+        STATS_INCR(sc, cas_hits);
+    return STORE_STORED;
+}
+
+enum store_result storage_store(item *it, const struct store_req *req,
+                                uint64_t *cas_out, struct thread_stats *ts)
+{
+    const char *key = ITEM_key(it);
+    uint32_t hv = hash_key(key, it->nkey);
+    enum store_result r;
+    item *now = it; /* the key's state after a successful store */
+    bool cas_mode = req->op == STORE_OP_CAS ||
+                    (req->cas_in != 0 && (req->op == STORE_OP_SET ||
+                                          req->op == STORE_OP_REPLACE));
+    bool missed_cas = false;
+
+    item_lock(hv);
+    enum item_state st;
+    item *old = item_lookup(key, it->nkey, hv, &st);
+    bool exists = st == ITEM_STATE_LIVE;
+
+    switch (req->op) {
+    case STORE_OP_ADD:
+        if (exists) {
+            item_bump(old);
+            r = STORE_NOT_STORED;
+        } else {
+            put(it, old, hv, req->cas_new);
+            r = STORE_STORED;
+        }
+        break;
+    case STORE_OP_APPEND:
+    case STORE_OP_PREPEND:
+        if (!exists) {
+            r = STORE_NOT_STORED;
+            if (req->vivify) {
+                put(it, old, hv, req->cas_new);
+                r = STORE_STORED;
+            }
+        } else if (req->cas_in != 0 && settings.use_cas &&
+                   req->cas_in != old->cas) {
+            r = STORE_EXISTS;
+        } else {
+            now = concat_values(old, it, req->op == STORE_OP_APPEND);
+            r = STORE_NOT_STORED;
+            if (now != NULL) {
+                put(now, old, hv, req->cas_new);
+                r = STORE_STORED;
+            }
+        }
+        break;
+    default: /* SET, REPLACE, CAS */
+        if (!exists && req->op == STORE_OP_REPLACE) {
+            r = STORE_NOT_STORED;
+        } else if (!exists && cas_mode) {
+            r = STORE_NOT_FOUND;
+            missed_cas = true;
+        } else if (cas_mode) {
+            r = store_checked(it, old, hv, req, ts);
+        } else {
+            put(it, old, hv, req->cas_new);
+            r = STORE_STORED;
+        }
+        break;
+    }
+
+    if (r == STORE_STORED) {
+        /* A new item from append/prepend still carries its allocation
+         * reference, which the hook call below consumes. */
+        if (now == it)
+            item_ref(now);
+        if (cas_out != NULL)
+            *cas_out = now->cas;
+    }
+    item_unlock(hv);
+
+    if (ts != NULL) {
+        STATS_INCR(&ts->slab[it->slabs_clsid], cmd_set);
+        if (missed_cas)
+            STATS_INCR(ts, cas_misses);
+    }
+    if (r == STORE_STORED)
+        announce_item(now);
+    return r;
+}
+
+/* ---- Reading ---- */
+
+/* Count a read of one key (get or gat). */
+static void count_read(struct thread_stats *ts, const item *it,
+                       enum item_state st)
+{
+    if (ts == NULL)
+        return;
+    STATS_INCR(ts, get_cmds);
+    if (it != NULL) {
+        STATS_INCR(&ts->slab[it->slabs_clsid], get_hits);
+        return;
+    }
+    STATS_INCR(ts, get_misses);
+    if (st == ITEM_STATE_EXPIRED)
+        STATS_INCR(ts, get_expired);
+    else if (st == ITEM_STATE_FLUSHED)
+        STATS_INCR(ts, get_flushed);
+}
+
+item *storage_get(const char *key, size_t nkey, struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum item_state st;
+    item_lock(hv);
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st == ITEM_STATE_LIVE) {
+        item_ref(it);
+        item_touch_lru(it);
+    } else {
+        it = NULL;
+    }
+    item_unlock(hv);
+    count_read(ts, it, st);
+    return it;
+}
+
+/* A copy of it (same value, flags, CAS and state bits) with a new
+ * exptime, or NULL when memory is short. */
+static item *copy_with_exptime(const item *it, rel_time_t exptime)
+{
+    bool too_large;
+    item *n = item_alloc(ITEM_key(it), it->nkey, it->client_flags, exptime,
+                         it->nbytes, &too_large);
+    if (n == NULL)
+        return NULL;
+    memcpy(ITEM_data(n), ITEM_data(it), it->nbytes);
+    n->cas = it->cas;
+    item_flags_set(n, item_flags(it) & (ITEM_FETCHED | ITEM_ACTIVE |
+                                        ITEM_STALE | ITEM_TOKEN_SENT));
+    return n;
+}
+
+item *storage_touch(const char *key, size_t nkey, rel_time_t exptime,
+                    bool is_gat, struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum item_state st;
+    item_lock(hv);
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st != ITEM_STATE_LIVE) {
+        it = NULL;
+    } else {
+        /* Shared: swap in a copy.  Only if memory is too short for one is
+         * the shared item's expiry changed where it is (touch can't fail
+         * in memcached). */
+        item *copy = NULL;
+        if (__atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) > 1)
+            copy = copy_with_exptime(it, exptime);
+        if (copy != NULL) {
+            /* The copy's allocation reference is the one returned. */
+            copy->version = clock_next_version();
+            item_replace(it, copy, hv);
+            it = copy;
+        } else {
+            __atomic_store_n(&it->exptime, exptime, __ATOMIC_RELAXED);
+            it->version = clock_next_version();
+            item_ref(it);
+        }
+        item_touch_lru(it);
+    }
+    item_unlock(hv);
+
+    if (ts != NULL) {
+        STATS_INCR(ts, touch_cmds);
+        if (it != NULL)
+            STATS_INCR(&ts->slab[it->slabs_clsid], touch_hits);
+        else
+            STATS_INCR(ts, touch_misses);
+    }
+    if (is_gat)
+        count_read(ts, it, st);
+    if (it != NULL && hooks.on_item != NULL)
+        hooks.on_item(it);
+    return it;
+}
+
+/* ---- Arithmetic ---- */
+
+/* The number at the start of a value (nbytes including its "\r\n"), read
+ * the way memcached reads it (see the top of this file). */
+static bool parse_counter(const char *data, size_t nbytes, uint64_t *out)
+{
+    size_t len = nbytes - 2, i = 0;
+    if (nbytes <= 2)
+        return false;
+    while (i < len && isspace((unsigned char)data[i]))
+        i++;
+    bool negative = false;
+    if (i < len && (data[i] == '+' || data[i] == '-'))
+        negative = data[i++] == '-';
+    if (i >= len || !isdigit((unsigned char)data[i]))
+        return false;
+    uint64_t v = 0;
+    for (; i < len && isdigit((unsigned char)data[i]); i++) {
+        unsigned d = (unsigned)(data[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    /* After the digits: a blank, a NUL, or the value's own "\r\n". */
+    if (i < len && !isspace((unsigned char)data[i]) && data[i] != '\0')
+        return false;
+    if (negative)
+        v = 0 - v;
+    if ((v >> 63) != 0 && memchr(data, '-', len) != NULL)
+        return false;
+    *out = v;
+    return true;
+}
+
+enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
+                                uint64_t delta, uint64_t cas_in,
+                                uint64_t *value_out, uint64_t *cas_out,
+                                struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum delta_result r;
+    uint64_t value = 0;
+    item *now = NULL;
+
+    item_lock(hv);
+    enum item_state st;
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st != ITEM_STATE_LIVE) {
+        r = DELTA_NOT_FOUND;
+    } else if (cas_in != 0 && (!settings.use_cas || cas_in != it->cas)) {
+        r = DELTA_EXISTS;
+    } else if (!parse_counter(ITEM_data(it), it->nbytes, &value)) {
+        r = DELTA_NON_NUMERIC;
+    } else {
+        value = incr ? value + delta : delta > value ? 0 : value - delta;
+        char digits[24];
+        size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu",
+                                      (unsigned long long)value);
+        r = DELTA_OK;
+        if (len + 2 <= it->nbytes &&
+            __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 1) {
+            /* Nobody else holds it: rewrite in place, blank-padded. */
+            memcpy(ITEM_data(it), digits, len);
+            memset(ITEM_data(it) + len, ' ', it->nbytes - 2 - len);
+            stamp(it, 0);
+            now = it;
+            item_ref(now);
+        } else {
+            /* A new item: its allocation reference is ours. */
+            bool too_large;
+            now = item_alloc(key, nkey, it->client_flags, it->exptime,
+                             len + 2, &too_large);
+            if (now == NULL) {
+                r = DELTA_NO_MEMORY;
+            } else {
+                memcpy(ITEM_data(now), digits, len);
+                memcpy(ITEM_data(now) + len, "\r\n", 2);
+                put(now, it, hv, 0);
+            }
+        }
+        if (now != NULL) {
+            item_touch_lru(now);
+            if (cas_out != NULL)
+                *cas_out = now->cas;
+        }
+    }
+    item_unlock(hv);
+
+    if (ts != NULL) {
+        if (r == DELTA_NOT_FOUND) {
+            if (incr)
+                STATS_INCR(ts, incr_misses);
+            else
+                STATS_INCR(ts, decr_misses);
+        } else if (r == DELTA_OK) {
+            if (incr)
+                STATS_INCR(&ts->slab[now->slabs_clsid], incr_hits);
+            else
+                STATS_INCR(&ts->slab[now->slabs_clsid], decr_hits);
+        }
+    }
+    if (now != NULL) {
+        *value_out = value;
+        announce_item(now);
+    }
+    return r;
+}
+
+/* ---- Removing ---- */
+
+enum delete_result storage_delete(const char *key, size_t nkey,
+                                  uint64_t cas_in, struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum delete_result r;
+    unsigned clsid = 0;
+    uint64_t version = 0;
+
+    item_lock(hv);
+    enum item_state st;
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st != ITEM_STATE_LIVE) {
+        r = DELETE_NOT_FOUND;
+    } else if (cas_in != 0 && (!settings.use_cas || cas_in != it->cas)) {
+        r = DELETE_EXISTS;
+    } else {
+        clsid = it->slabs_clsid;
+        item_unlink(it, hv);
+        version = clock_next_version();
+        r = DELETE_DELETED;
+    }
+    item_unlock(hv);
+
+    if (ts != NULL) {
+        if (r == DELETE_DELETED)
+            STATS_INCR(&ts->slab[clsid], delete_hits);
+        else if (r == DELETE_NOT_FOUND)
+            STATS_INCR(ts, delete_misses);
+    }
+    if (r == DELETE_DELETED && hooks.on_delete != NULL)
+        hooks.on_delete(key, nkey, version);
+    return r;
+}
+
+/* The first version of server second `when`: every item written before
+ * that second has a smaller one. */
+static uint64_t version_at(rel_time_t when)
+{
+    uint64_t ms = ((uint64_t)process_started + when) * 1000;
+    return ms > CLOCK_EPOCH_MS ? (ms - CLOCK_EPOCH_MS) << CLOCK_PHYS_SHIFT : 0;
+}
+
+void storage_flush(rel_time_t when, struct thread_stats *ts)
+{
+    uint64_t version = clock_next_version();
+    if (when <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
+        items_flush_all(version);
+    else
+        items_flush_at(version_at(when));
+    COUNT(ts, flush_cmds);
+    if (hooks.on_flush != NULL)
+        hooks.on_flush(when, version);
+}
+
+/* ---- Reports ---- */
+
+void storage_get_totals(struct storage_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned id = 0; id < MAX_SLAB_CLASSES; id++) {
+        struct items_lru_stats s;
+        items_lru_stats(id, &s);
+        out->curr_items += s.number;
+        out->bytes += s.bytes;
+        out->evictions += s.evicted;
+        out->reclaimed += s.reclaimed;
+        out->expired_unfetched += s.expired_unfetched;
+        out->evicted_unfetched += s.evicted_unfetched;
+        out->evicted_active += s.evicted_active;
+        out->crawler_reclaimed += s.crawler_reclaimed;
+        out->crawler_items_checked += s.crawler_items_checked;
+        out->lrutail_reflocked += s.lrutail_reflocked;
+        out->direct_reclaims += s.direct_reclaims;
+    }
+    out->total_items = items_total_linked();
+    out->lru_crawler_starts = crawler_starts();
+
+    struct slabs_totals sl;
+    slabs_get_totals(&sl);
+    out->slabs_moved = sl.pages_moved;
+    out->slab_reassign_running = sl.mover_busy;
+    out->slab_global_page_pool = sl.pool_pages;
+    out->total_malloced = sl.malloced;
+
+    struct assoc_stats as;
+    assoc_get_stats(&as);
+    out->hash_power_level = as.hash_power_level;
+    out->hash_bytes = as.hash_bytes;
+    out->hash_is_expanding = as.is_expanding;
+}
+
+/* "<id>:<name>" or "items:<id>:<name>" stat with a number. */
+static void add_class_stat(add_stat_fn add, void *ctx, const char *prefix,
+                           unsigned id, const char *name, uint64_t value)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "%s%u:%s", prefix, id, name);
+    stats_addf(add, ctx, key, "%llu", (unsigned long long)value);
+}
+
+/* Class id's per class command counters; large items count in the
+ * largest class, where memcached keeps them too. */
+static struct slab_counters class_counters(const struct thread_stats *agg,
+                                           unsigned id)
+{
+    struct slab_counters c = agg->slab[id];
+    if (id == slabs_largest()) {
+        const struct slab_counters *l = &agg->slab[SLABS_LARGE_CLASS];
+        c.get_hits += l->get_hits;
+        c.cmd_set += l->cmd_set;
+        c.delete_hits += l->delete_hits;
+        c.incr_hits += l->incr_hits;
+        c.decr_hits += l->decr_hits;
+        c.cas_hits += l->cas_hits;
+        c.cas_badval += l->cas_badval;
+        c.touch_hits += l->touch_hits;
+    }
+    return c;
+}
+
+void storage_report_slabs(add_stat_fn add, void *ctx,
+                          const struct thread_stats *cmd_counters)
+{
+    for (unsigned id = 1; id <= slabs_largest(); id++) {
+        struct slabs_class_info info;
+        if (!slabs_class_info(id, &info) || info.pages == 0)
+            continue;
+        struct slab_counters c = class_counters(cmd_counters, id);
+        uint64_t total = (uint64_t)info.pages * info.perslab;
+        add_class_stat(add, ctx, "", id, "chunk_size", info.chunk_size);
+        add_class_stat(add, ctx, "", id, "chunks_per_page", info.perslab);
+        add_class_stat(add, ctx, "", id, "total_pages", info.pages);
+        add_class_stat(add, ctx, "", id, "total_chunks", total);
+        add_class_stat(add, ctx, "", id, "used_chunks", total - info.free_chunks);
+        add_class_stat(add, ctx, "", id, "free_chunks", info.free_chunks);
+        add_class_stat(add, ctx, "", id, "free_chunks_end", 0);
+        add_class_stat(add, ctx, "", id, "get_hits", c.get_hits);
+        add_class_stat(add, ctx, "", id, "cmd_set", c.cmd_set);
+        add_class_stat(add, ctx, "", id, "delete_hits", c.delete_hits);
+        add_class_stat(add, ctx, "", id, "incr_hits", c.incr_hits);
+        add_class_stat(add, ctx, "", id, "decr_hits", c.decr_hits);
+        add_class_stat(add, ctx, "", id, "cas_hits", c.cas_hits);
+        add_class_stat(add, ctx, "", id, "cas_badval", c.cas_badval);
+        add_class_stat(add, ctx, "", id, "touch_hits", c.touch_hits);
+    }
+    struct slabs_totals sl;
+    slabs_get_totals(&sl);
+    stats_addf(add, ctx, "active_slabs", "%u", sl.active_classes);
+    stats_addf(add, ctx, "total_malloced", "%llu",
+               (unsigned long long)sl.malloced);
+}
+
+/* Fold the large items' LRU into the largest class's numbers. */
+static void merge_lru_stats(struct items_lru_stats *s,
+                            const struct items_lru_stats *l)
+{
+    if (l->tail_time != 0 && (s->tail_time == 0 || l->tail_time < s->tail_time))
+        s->tail_time = l->tail_time;
+    if (l->evicted != 0)
+        s->evicted_time = l->evicted_time;
+    s->number += l->number;
+    s->bytes += l->bytes;
+    s->evicted += l->evicted;
+    s->evicted_nonzero += l->evicted_nonzero;
+    s->outofmemory += l->outofmemory;
+    s->tailrepairs += l->tailrepairs;
+    s->reclaimed += l->reclaimed;
+    s->expired_unfetched += l->expired_unfetched;
+    s->evicted_unfetched += l->evicted_unfetched;
+    s->evicted_active += l->evicted_active;
+    s->crawler_reclaimed += l->crawler_reclaimed;
+    s->crawler_items_checked += l->crawler_items_checked;
+    s->lrutail_reflocked += l->lrutail_reflocked;
+    s->direct_reclaims += l->direct_reclaims;
+}
+
+void storage_report_items(add_stat_fn add, void *ctx)
+{
+    static struct thread_stats agg; /* too big for a worker's stack */
+    static pthread_mutex_t agg_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&agg_lock);
+    stats_aggregate(&agg);
+    rel_time_t now = __atomic_load_n(&current_time, __ATOMIC_RELAXED);
+    for (unsigned id = 1; id <= slabs_largest(); id++) {
+        struct items_lru_stats s;
+        items_lru_stats(id, &s);
+        if (id == slabs_largest()) {
+            struct items_lru_stats large;
+            items_lru_stats(SLABS_LARGE_CLASS, &large);
+            merge_lru_stats(&s, &large);
+        }
+        if (s.number == 0)
+            continue;
+        /* One flat LRU per class: in memcached's segmented terms every
+         * item is COLD and there is no HOT, WARM or TEMP. */
+        const char *p = "items:";
+        add_class_stat(add, ctx, p, id, "number", s.number);
+        add_class_stat(add, ctx, p, id, "number_hot", 0);
+        add_class_stat(add, ctx, p, id, "number_warm", 0);
+        add_class_stat(add, ctx, p, id, "number_cold", s.number);
+        if (settings.temp_lru)
+            add_class_stat(add, ctx, p, id, "number_temp", 0);
+        add_class_stat(add, ctx, p, id, "age_hot", 0);
+        add_class_stat(add, ctx, p, id, "age_warm", 0);
+        add_class_stat(add, ctx, p, id, "age",
+                       s.tail_time != 0 && now > s.tail_time ? now - s.tail_time : 0);
+        add_class_stat(add, ctx, p, id, "mem_requested", s.bytes);
+        add_class_stat(add, ctx, p, id, "evicted", s.evicted);
+        add_class_stat(add, ctx, p, id, "evicted_nonzero", s.evicted_nonzero);
+        add_class_stat(add, ctx, p, id, "evicted_time", s.evicted_time);
+        add_class_stat(add, ctx, p, id, "outofmemory", s.outofmemory);
+        add_class_stat(add, ctx, p, id, "tailrepairs", s.tailrepairs);
+        add_class_stat(add, ctx, p, id, "reclaimed", s.reclaimed);
+        add_class_stat(add, ctx, p, id, "expired_unfetched", s.expired_unfetched);
+        add_class_stat(add, ctx, p, id, "evicted_unfetched", s.evicted_unfetched);
+        add_class_stat(add, ctx, p, id, "evicted_active", s.evicted_active);
+        add_class_stat(add, ctx, p, id, "crawler_reclaimed", s.crawler_reclaimed);
+        add_class_stat(add, ctx, p, id, "crawler_items_checked",
+                       s.crawler_items_checked);
+        add_class_stat(add, ctx, p, id, "lrutail_reflocked", s.lrutail_reflocked);
+        add_class_stat(add, ctx, p, id, "moves_to_cold", 0);
+        add_class_stat(add, ctx, p, id, "moves_to_warm", 0);
+        add_class_stat(add, ctx, p, id, "moves_within_lru", 0);
+        add_class_stat(add, ctx, p, id, "direct_reclaims", s.direct_reclaims);
+        add_class_stat(add, ctx, p, id, "hits_to_hot", 0);
+        add_class_stat(add, ctx, p, id, "hits_to_warm", 0);
+        add_class_stat(add, ctx, p, id, "hits_to_cold",
+                       class_counters(&agg, id).get_hits);
+        add_class_stat(add, ctx, p, id, "hits_to_temp", 0);
+    }
+    pthread_mutex_unlock(&agg_lock);
+}
+
+struct sizes_ctx {
+    add_stat_fn add;
+    void *ctx;
+};
+
+static void add_size_bucket(uint32_t bucket_size, uint64_t count, void *arg)
+{
+    struct sizes_ctx *s = arg;
+    char key[16];
+    snprintf(key, sizeof(key), "%u", bucket_size);
+    stats_addf(s->add, s->ctx, key, "%llu", (unsigned long long)count);
+}
+
+void storage_report_sizes(add_stat_fn add, void *ctx)
+{
+    if (!settings.track_sizes) {
+        stats_addf(add, ctx, "sizes_status", "disabled");
+        return;
+    }
+    struct sizes_ctx s = {add, ctx};
+    items_sizes(add_size_bucket, &s);
+}
+
+void storage_cachedump(unsigned int clsid, unsigned int limit, line_fn line,
+                       void *ctx)
+{
+    if (clsid < 1 || clsid > slabs_largest())
+        return;
+    unsigned shown = items_cachedump(clsid, limit, line, ctx);
+    if (clsid == slabs_largest() && (limit == 0 || shown < limit))
+        items_cachedump(SLABS_LARGE_CLASS, limit ? limit - shown : 0, line, ctx);
+}
+
+/* ---- Controls ---- */
+
+enum reassign_result storage_slabs_reassign(int src, int dst)
+{
+    return slabs_reassign(src, dst);
+}
+
+void storage_slabs_automove(int mode)
+{
+    slabs_set_automove(mode);
+}
+
+int storage_crawler_crawl(const char *classes)
+{
+    return crawler_crawl(classes);
+}
+
+int storage_crawler_metadump(const char *classes, line_fn line, void *ctx)
+{
+    return crawler_metadump(classes, line, ctx);
+}
+
+bool storage_crawler_enable(bool on)
+{
+    return crawler_enable(on);
+}
+
+bool storage_set_memlimit(size_t bytes)
+{
+    settings.maxbytes = bytes;
+    slabs_set_limit(bytes);
+    return true;
+}
