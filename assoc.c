@@ -46,6 +46,7 @@ static item **primary;
 static item **old_table;            /* only while expanding */
 static unsigned hashpower;          /* of primary; changed under lock_all */
 static bool expanding;              /* changed under lock_all */
+/* (Both are also read without locks, for reports only.) */
 static uint64_t expand_bucket;      /* next old bucket to move (atomic) */
 static uint64_t nitems;             /* atomic */
 
@@ -177,9 +178,9 @@ static void expand_table(void)
     item_lock_all();
     old_table = primary;
     primary = bigger;
-    hashpower = power;
+    __atomic_store_n(&hashpower, power, __ATOMIC_RELAXED);
     __atomic_store_n(&expand_bucket, 0, __ATOMIC_RELAXED);
-    expanding = true;
+    __atomic_store_n(&expanding, true, __ATOMIC_RELAXED);
     item_unlock_all();
     pthread_mutex_unlock(&walk_lock);
 
@@ -198,7 +199,7 @@ static void expand_table(void)
     item_lock_all();
     item **done = old_table;
     old_table = NULL;
-    expanding = false;
+    __atomic_store_n(&expanding, false, __ATOMIC_RELAXED);
     item_unlock_all();
     pthread_mutex_unlock(&walk_lock);
     free(done);
@@ -275,13 +276,14 @@ void assoc_walk(void (*fn)(item *it, void *ctx), void *ctx)
 
 void assoc_get_stats(struct assoc_stats *out)
 {
-    /* walk_lock keeps hashpower and expanding still while we read them. */
-    pthread_mutex_lock(&walk_lock);
-    out->hash_power_level = hashpower;
-    out->hash_bytes = BUCKETS(hashpower) * sizeof(item *);
-    if (expanding)
-        out->hash_bytes += BUCKETS(hashpower - 1) * sizeof(item *);
-    out->is_expanding = expanding;
-    pthread_mutex_unlock(&walk_lock);
+    /* Racy but harmless: a report taken during a switch may pair the new
+     * power with the old expanding flag. */
+    unsigned power = __atomic_load_n(&hashpower, __ATOMIC_RELAXED);
+    bool growing = __atomic_load_n(&expanding, __ATOMIC_RELAXED);
+    out->hash_power_level = power;
+    out->hash_bytes = BUCKETS(power) * sizeof(item *);
+    if (growing)
+        out->hash_bytes += BUCKETS(power - 1) * sizeof(item *);
+    out->is_expanding = growing;
     out->items = __atomic_load_n(&nitems, __ATOMIC_RELAXED);
 }

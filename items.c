@@ -287,16 +287,37 @@ void items_flush_at(uint64_t threshold)
     __atomic_store_n(&flush_pending, threshold, __ATOMIC_RELEASE);
 }
 
-/* Take it out of LRU l and the hash table (both locks held); the link's
- * reference is handed to the caller. */
-static void unlink_locked(struct lru *l, item *it, uint32_t hv)
+/* The LRU half of linking it into l (item lock and l's lock held): the
+ * link's reference, last access = now, head of the LRU, counters. */
+static void lru_link_locked(struct lru *l, item *it)
+{
+    it->time = current_time;
+    item_ref(it);
+    item_flags_set(it, ITEM_LINKED);
+    lru_insert_head(l, it);
+    l->number++;
+    l->bytes += ITEM_size(it);
+    size_hist_add(it, 1);
+    __atomic_add_fetch(&total_items, 1, __ATOMIC_RELAXED);
+}
+
+/* The LRU half of unlinking (both locks held); the link's reference is
+ * left for the caller to drop or reuse. */
+static void lru_unlink_locked(struct lru *l, item *it)
 {
     lru_remove(l, it);
     l->number--;
     l->bytes -= ITEM_size(it);
     item_flags_clear(it, ITEM_LINKED);
-    assoc_delete(it, hv);
     size_hist_add(it, -1);
+}
+
+/* Take it out of LRU l and the hash table (both locks held); the link's
+ * reference is handed to the caller. */
+static void unlink_locked(struct lru *l, item *it, uint32_t hv)
+{
+    lru_unlink_locked(l, it);
+    assoc_delete(it, hv);
 }
 
 /* Count in l why it left the LRU without anyone deleting it. */
@@ -449,17 +470,10 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
 void item_link(item *it, uint32_t hv)
 {
     struct lru *l = &lrus[it->slabs_clsid];
-    it->time = current_time;
-    item_ref(it);
-    assoc_insert(it, hv);
     pthread_mutex_lock(&l->lock);
-    item_flags_set(it, ITEM_LINKED);
-    lru_insert_head(l, it);
-    l->number++;
-    l->bytes += ITEM_size(it);
+    lru_link_locked(l, it);
     pthread_mutex_unlock(&l->lock);
-    size_hist_add(it, 1);
-    __atomic_add_fetch(&total_items, 1, __ATOMIC_RELAXED);
+    assoc_insert(it, hv);
 }
 
 void item_unlink(item *it, uint32_t hv)
@@ -474,10 +488,28 @@ void item_unlink(item *it, uint32_t hv)
         item_release(it);
 }
 
+/* Within one class (the common case: a set over a same-sized value) the
+ * swap takes the LRU lock once and walks the hash chain once. */
 void item_replace(item *old_it, item *new_it, uint32_t hv)
 {
-    item_unlink(old_it, hv);
-    item_link(new_it, hv);
+    struct lru *l = &lrus[new_it->slabs_clsid];
+    if (old_it->slabs_clsid != new_it->slabs_clsid) {
+        item_unlink(old_it, hv);
+        item_link(new_it, hv);
+        return;
+    }
+    pthread_mutex_lock(&l->lock);
+    bool linked = item_flags(old_it) & ITEM_LINKED;
+    if (linked)
+        lru_unlink_locked(l, old_it);
+    lru_link_locked(l, new_it);
+    pthread_mutex_unlock(&l->lock);
+    if (linked) {
+        assoc_replace(old_it, new_it, hv);
+        item_release(old_it);
+    } else {
+        assoc_insert(new_it, hv);
+    }
 }
 
 item *item_lookup(const char *key, size_t nkey, uint32_t hv,

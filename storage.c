@@ -573,7 +573,10 @@ static void add_class_stat(add_stat_fn add, void *ctx, const char *prefix,
 static struct slab_counters class_counters(const struct thread_stats *agg,
                                            unsigned id)
 {
-    struct slab_counters c = agg->slab[id];
+    struct slab_counters c = {0};
+    if (agg == NULL)
+        return c;
+    c = agg->slab[id];
     if (id == slabs_largest()) {
         const struct slab_counters *l = &agg->slab[SLABS_LARGE_CLASS];
         c.get_hits += l->get_hits;

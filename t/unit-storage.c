@@ -768,7 +768,7 @@ static void test_refcount_and_leaks(void)
 /* ---- Hash expansion under load ---- */
 
 #define EXP_KEYS 500000
-static volatile bool stop_workers;
+static bool stop_workers; /* atomic */
 static bool expansion_done;
 
 struct worker_args {
@@ -785,7 +785,7 @@ static void *exp_worker(void *p)
     stats_register(&w->ts);
     char key[32], val[32], want[32];
     enum alloc_result why;
-    while (!stop_workers) {
+    while (!__atomic_load_n(&stop_workers, __ATOMIC_RELAXED)) {
         int i = rand_r(&w->seed) % EXP_KEYS;
         snprintf(key, sizeof(key), "key%d", i);
         item *it = storage_get(key, strlen(key), &w->ts);
@@ -843,8 +843,12 @@ static void test_hash_expansion(void)
             failed++;
     }
     check(failed == 0, "500k sets while two threads read and write");
+    static struct report dump;
+    storage_crawler_metadump("hash", report_line, &dump);
+    check(dump.lines >= EXP_KEYS, "a metadump by hash during the growth sees "
+          "every key (%d lines)", dump.lines);
     expansion_done = wait_for(not_expanding, 30);
-    stop_workers = true;
+    __atomic_store_n(&stop_workers, true, __ATOMIC_RELAXED);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
     check(expansion_done, "the table grew to 2^%u buckets and finished",
@@ -1018,14 +1022,16 @@ static bool mover_idle(void)
 }
 
 #define MOVE_KEYS 50000
-static volatile bool mover_stop;
+static bool mover_stop; /* atomic */
 
+/* Reads the m keys and writes its own keys of the same size class. */
 static void *mover_traffic(void *p)
 {
     struct worker_args *w = p;
     stats_register(&w->ts);
-    char key[32], want[32];
-    while (!mover_stop) {
+    char key[32], want[48];
+    enum alloc_result why;
+    while (!__atomic_load_n(&mover_stop, __ATOMIC_RELAXED)) {
         int i = rand_r(&w->seed) % MOVE_KEYS;
         snprintf(key, sizeof(key), "m%d", i);
         item *it = storage_get(key, strlen(key), &w->ts);
@@ -1035,6 +1041,23 @@ static void *mover_traffic(void *p)
                 w->errors++;
             item_release(it);
         }
+        snprintf(key, sizeof(key), "w%d-%d", w->id, rand_r(&w->seed) % 500);
+        it = storage_alloc(key, strlen(key), 0, 0, 12, &why, &w->ts);
+        if (it != NULL) {
+            snprintf(want, sizeof(want), "%-10s\r\n", key);
+            memcpy(ITEM_data(it), want, 12);
+            struct store_req req = {.op = STORE_OP_SET};
+            storage_store(it, &req, NULL, &w->ts);
+            item_release(it);
+        }
+        it = storage_get(key, strlen(key), &w->ts);
+        if (it != NULL) {
+            if (memcmp(ITEM_data(it), key, strlen(key)) != 0)
+                w->errors++;
+            item_release(it);
+        }
+        if (rand_r(&w->seed) % 3 == 0)
+            storage_delete(key, strlen(key), 0, &w->ts);
         w->ops++;
     }
     return NULL;
@@ -1080,11 +1103,11 @@ static void test_reassign(void)
           "reassign right after: BUSY (or OK if the first finished)");
     check(wait_for(mover_idle, 10), "the move finishes");
     wait_for(mover_idle, 10);
-    mover_stop = true;
+    __atomic_store_n(&mover_stop, true, __ATOMIC_RELAXED);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-    check(args[0].errors == 0 && args[1].errors == 0,
-          "readers never saw a wrong value during the move");
+    check(args[0].errors == 0 && args[1].errors == 0 && args[0].ops > 0,
+          "readers and writers never saw a wrong value during the move");
     long long after = slab_stat(id, "total_pages");
     check(after < pages && slab_stat(id + 5, "total_pages") >= 1,
           "pages moved from class %u (%lld -> %lld)", id, pages, after);
