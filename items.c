@@ -124,7 +124,6 @@ bool items_init(unsigned hashpower)
         if (size_hist == NULL)
             return false;
     }
-    total_items = flush_floor = flush_pending = 0;
     return true;
 }
 
@@ -232,7 +231,7 @@ void item_release(item *it)
         item_free(it);
 }
 
-/* The server second in which version v was made (0 for none). */
+/* The server second in which version v was made. */
 static rel_time_t version_rel_time(uint64_t v)
 {
     uint64_t ms = (v >> CLOCK_PHYS_SHIFT) + CLOCK_EPOCH_MS;
@@ -247,8 +246,8 @@ static bool item_is_flushed(const item *it)
         return true;
     uint64_t pending = __atomic_load_n(&flush_pending, __ATOMIC_ACQUIRE);
     if (pending == 0 || v >= pending ||
-        version_rel_time(pending) > __atomic_load_n(&current_time,
-                                                    __ATOMIC_RELAXED))
+        version_rel_time(pending) >
+            __atomic_load_n(&current_time, __ATOMIC_RELAXED) + 1)
         return false;
     /* The delayed flush is due: make it the floor so later checks are one
      * comparison (unless a newer flush replaced it meanwhile). */

@@ -156,11 +156,12 @@ void item_touch_lru(item *it);
  * without marking it fetched. */
 void item_bump(item *it);
 
-/* flush_all: items whose version is below `floor` are dead from now on;
- * items_flush_at(threshold) makes items below threshold dead once the
- * server clock reaches the second that threshold's time falls in (0
- * cancels a pending one).  An immediate flush cancels a pending one, as in
- * memcached. */
+/* flush_all: items whose version is below `floor` are dead from now on.
+ * items_flush_at(threshold), threshold being the first version of server
+ * second W, makes items below it dead from second W - 1 on: memcached's
+ * delayed flush takes effect one second early, hiding even items written
+ * during that last second until W comes.  A newer flush of either kind
+ * replaces a pending one. */
 void items_flush_all(uint64_t floor);
 void items_flush_at(uint64_t threshold);
 

@@ -30,10 +30,12 @@
  *     overflow; decr stops at 0, incr wraps at 2^64;
  *   - get_expired / get_flushed are counted by reads (get, gat) only.
  * flush_all: an immediate flush kills every item whose version is older
- * than the flush (exact within a second); a delayed one kills, once its
- * second comes, every item last written before that second.  A later
- * flush replaces a pending delayed one; unlike memcached, a delayed flush
- * never brings back items an earlier immediate flush killed.
+ * than the flush (exact within a second).  A delayed one to second W kills
+ * every item last written before W; like memcached's, it takes effect one
+ * second early, so items written during second W - 1 are hidden at once
+ * (memcached answers a get right after such a set with a miss too).  A
+ * later flush replaces a pending delayed one; unlike memcached, a delayed
+ * flush never brings back items an earlier immediate flush killed.
  */
 #include "storage.h"
 

@@ -559,16 +559,21 @@ static void test_flush(void)
     storage_flush(when, &ts);
     set("c", "1");
     check(get("b", buf, sizeof(buf)) != NULL && get("c", buf, sizeof(buf)) != NULL,
-          "delayed flush: nothing happens before its time");
-    advance_time(2);
+          "delayed flush: nothing happens two seconds before its time");
+    advance_time(1);
     check(get("b", buf, sizeof(buf)) == NULL && get("c", buf, sizeof(buf)) == NULL,
-          "delayed flush: at its time, items stored before it are gone");
+          "delayed flush: one second before its time (as memcached), items "
+          "stored before it are gone");
+    set("d", "1");
+    check(get("d", buf, sizeof(buf)) == NULL,
+          "delayed flush: an item set in that last second is hidden too");
     /* Pretend the wall clock passed the flush time for new versions. */
-    clock_observe((((uint64_t)process_started + when + 1) * 1000 - CLOCK_EPOCH_MS)
+    clock_observe((((uint64_t)process_started + when) * 1000 - CLOCK_EPOCH_MS)
                   << CLOCK_PHYS_SHIFT);
+    advance_time(1);
     set("d", "1");
     check(get("d", buf, sizeof(buf)) != NULL,
-          "delayed flush: items stored after its time stay");
+          "delayed flush: items stored from its second on stay");
 
     set("e", "1");
     storage_flush(current_time + 5, &ts);
