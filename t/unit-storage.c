@@ -1160,6 +1160,31 @@ static void test_automove(void)
     check(fill("b", 2000, 300) == 2000, "other classes reuse pooled pages");
 }
 
+static unsigned aggressive_class;
+
+static bool class_grew(void)
+{
+    return slab_stat(aggressive_class, "total_pages") >= 2;
+}
+
+static void test_automove_aggressive(void)
+{
+    settings.slab_automove = 2;
+    settings.maxbytes = 4 * 1024 * 1024;
+    start_engine();
+    fill("small", 60000, 10);
+    unsigned small = slabs_clsid(ITEM_ntotal(9, 12));
+    long long small_pages = slab_stat(small, "total_pages");
+    aggressive_class = slabs_clsid(ITEM_ntotal(8, 1002));
+    bool grew = false;
+    for (int round = 0; round < 20 && !grew; round++) {
+        fill("big", 2000, 1000);
+        grew = wait_for(class_grew, 0.5);
+    }
+    check(grew && slab_stat(small, "total_pages") < small_pages,
+          "automove 2: an evicting class takes a page from the largest one");
+}
+
 /* ---- Hooks, memory limit, other settings ---- */
 
 static int hook_items, hook_deletes, hook_flushes;
@@ -1262,6 +1287,7 @@ static const struct scenario scenarios[] = {
     {"crawler", test_crawler},
     {"reassign", test_reassign},
     {"automove", test_automove},
+    {"automove2", test_automove_aggressive},
     {"hooks", test_hooks},
     {"memlimit", test_memlimit},
     {"jenkins_prealloc", test_jenkins_and_prealloc},
