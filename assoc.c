@@ -65,6 +65,11 @@ static bool expand_failed;          /* out of memory once: stop trying */
 
 bool assoc_init(unsigned power)
 {
+    if (power > HASHPOWER_MAX) {
+        mc_logf("A hash table of 2^%u buckets is too large (at most 2^%u)",
+                power, HASHPOWER_MAX);
+        return false;
+    }
     hashpower = power;
     primary = calloc(BUCKETS(power), sizeof(item *));
     if (primary == NULL) {

@@ -13,7 +13,8 @@
 
 #include "items.h"
 
-/* Allocate 2^hashpower buckets.  False (logged) when out of memory. */
+/* Allocate 2^hashpower buckets.  False (logged) when out of memory or
+ * hashpower is above 32. */
 bool assoc_init(unsigned hashpower);
 
 /* The item stored under key, or NULL (item lock held). */

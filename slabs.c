@@ -131,7 +131,24 @@ static bool page_array_push(char ***arr, uint32_t *n, uint32_t *cap, char *p)
     return true;
 }
 
-bool slabs_init(void)
+/* -L: malloc every page the limit allows into the global pool now.  When
+ * the system refuses, say so and let the rest come lazily. */
+static void preallocate(void)
+{
+    size_t n = mem_limit / page_size;
+    for (size_t i = 0; i < n; i++) {
+        char *p = malloc(page_size);
+        if (p == NULL || !page_array_push(&pool, &pool_count, &pool_cap, p)) {
+            free(p);
+            mc_logf("Failed to preallocate %zu bytes of slab memory; the rest "
+                    "will be allocated as needed", mem_limit - (size_t)mem_malloced);
+            return;
+        }
+        mem_malloced += page_size;
+    }
+}
+
+void slabs_init(void)
 {
     page_size = (size_t)settings.slab_page_size;
     size_t chunk_max = (size_t)settings.slab_chunk_size_max;
@@ -160,20 +177,8 @@ bool slabs_init(void)
                classes[i].size, classes[i].perslab);
     }
 
-    if (settings.use_large_pages) {
-        size_t n = mem_limit / page_size;
-        for (size_t i = 0; i < n; i++) {
-            char *p = malloc(page_size);
-            if (p == NULL || !page_array_push(&pool, &pool_count, &pool_cap, p)) {
-                free(p);
-                mc_logf("Failed to preallocate %zu bytes of slab memory",
-                        mem_limit);
-                return false;
-            }
-            mem_malloced += page_size;
-        }
-    }
-    return true;
+    if (settings.use_large_pages)
+        preallocate();
 }
 
 unsigned slabs_clsid(size_t size)

@@ -23,10 +23,9 @@
 
 /* Build the class table from settings (chunk_size, factor, slab_page_size,
  * slab_chunk_size_max) with settings.maxbytes as the limit; with
- * settings.use_large_pages, preallocate the whole limit as free pages.
- * Logs the classes at -vv.  Returns false (after logging) when a
- * preallocation is impossible. */
-bool slabs_init(void);
+ * settings.use_large_pages, preallocate the whole limit as free pages (as
+ * much of it as the system gives).  Logs the classes at -vv. */
+void slabs_init(void);
 
 /* The smallest class whose chunks hold size bytes, or SLABS_LARGE_CLASS
  * when size is larger than the largest chunk. */

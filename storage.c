@@ -68,10 +68,11 @@ bool storage_init(void)
     unsigned power = settings.hashpower_init > 0 ? (unsigned)settings.hashpower_init
                                                  : DEFAULT_HASHPOWER;
     hash_init(settings.hash_algorithm);
-    if (!items_init(power) || !assoc_init(power) || !slabs_init()) {
+    if (!items_init(power) || !assoc_init(power)) {
         mc_logf("Failed to allocate memory for the storage engine");
         return false;
     }
+    slabs_init();
     if (settings.hash_expand && !assoc_start_expander())
         return false;
     return slabs_start_maintenance() && crawler_init();
