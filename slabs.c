@@ -57,7 +57,6 @@
  */
 #include "slabs.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,10 +85,11 @@ static struct slab_class classes[MAX_SLAB_CLASSES];
 static unsigned largest;
 static size_t page_size;
 
+/* mem_lock guards everything down to pool_cap. */
 static pthread_mutex_t mem_lock = PTHREAD_MUTEX_INITIALIZER;
 static size_t mem_limit;
-static uint64_t mem_malloced;   /* written under mem_lock, read relaxed */
-static uint64_t large_bytes;    /* idem */
+static uint64_t mem_malloced;   /* pages (in classes or pooled) + large */
+static uint64_t large_bytes;
 static char **pool;             /* the global page pool */
 static uint32_t pool_count;
 static uint32_t pool_cap;
@@ -140,8 +140,9 @@ static void preallocate(void)
         char *p = malloc(page_size);
         if (p == NULL || !page_array_push(&pool, &pool_count, &pool_cap, p)) {
             free(p);
-            mc_logf("Failed to preallocate %zu bytes of slab memory; the rest "
-                    "will be allocated as needed", mem_limit - (size_t)mem_malloced);
+            mc_logf("Failed to preallocate slab memory after %zu of %zu "
+                    "bytes; the rest will be allocated as needed",
+                    (size_t)mem_malloced, mem_limit);
             return;
         }
         mem_malloced += page_size;
@@ -213,8 +214,7 @@ static char *page_get(struct slab_class *c)
     } else if (c->npages == 0 || mem_malloced + page_size <= mem_limit) {
         p = malloc(page_size);
         if (p != NULL)
-            __atomic_store_n(&mem_malloced, mem_malloced + page_size,
-                             __ATOMIC_RELAXED);
+            mem_malloced += page_size;
     }
     pthread_mutex_unlock(&mem_lock);
     return p;
@@ -227,8 +227,7 @@ static void pool_put(char *p)
     if (!page_array_push(&pool, &pool_count, &pool_cap, p)) {
         /* No room to remember it: give it back to the system instead. */
         free(p);
-        __atomic_store_n(&mem_malloced, mem_malloced - page_size,
-                         __ATOMIC_RELAXED);
+        mem_malloced -= page_size;
     }
     pthread_mutex_unlock(&mem_lock);
 }
@@ -306,8 +305,8 @@ void *slabs_alloc_large(size_t size, bool force)
     }
     void *p = malloc(size);
     if (p != NULL) {
-        __atomic_store_n(&mem_malloced, mem_malloced + size, __ATOMIC_RELAXED);
-        __atomic_store_n(&large_bytes, large_bytes + size, __ATOMIC_RELAXED);
+        mem_malloced += size;
+        large_bytes += size;
     }
     pthread_mutex_unlock(&mem_lock);
     return p;
@@ -317,8 +316,8 @@ void slabs_free_large(void *p, size_t size)
 {
     free(p);
     pthread_mutex_lock(&mem_lock);
-    __atomic_store_n(&mem_malloced, mem_malloced - size, __ATOMIC_RELAXED);
-    __atomic_store_n(&large_bytes, large_bytes - size, __ATOMIC_RELAXED);
+    mem_malloced -= size;
+    large_bytes -= size;
     pthread_mutex_unlock(&mem_lock);
 }
 
