@@ -192,7 +192,6 @@ struct items_lru_stats {
     uint64_t evicted_nonzero;
     rel_time_t evicted_time;    /* idle time of the last evicted item */
     uint64_t outofmemory;
-    uint64_t tailrepairs;
     uint64_t reclaimed;
     uint64_t expired_unfetched;
     uint64_t evicted_unfetched;

@@ -639,7 +639,6 @@ static void merge_lru_stats(struct items_lru_stats *s,
     s->evicted += l->evicted;
     s->evicted_nonzero += l->evicted_nonzero;
     s->outofmemory += l->outofmemory;
-    s->tailrepairs += l->tailrepairs;
     s->reclaimed += l->reclaimed;
     s->expired_unfetched += l->expired_unfetched;
     s->evicted_unfetched += l->evicted_unfetched;
@@ -685,7 +684,8 @@ void storage_report_items(add_stat_fn add, void *ctx)
         add_class_stat(add, ctx, p, id, "evicted_nonzero", s.evicted_nonzero);
         add_class_stat(add, ctx, p, id, "evicted_time", s.evicted_time);
         add_class_stat(add, ctx, p, id, "outofmemory", s.outofmemory);
-        add_class_stat(add, ctx, p, id, "tailrepairs", s.tailrepairs);
+        /* memcached's repair of leaked references is not done here. */
+        add_class_stat(add, ctx, p, id, "tailrepairs", 0);
         add_class_stat(add, ctx, p, id, "reclaimed", s.reclaimed);
         add_class_stat(add, ctx, p, id, "expired_unfetched", s.expired_unfetched);
         add_class_stat(add, ctx, p, id, "evicted_unfetched", s.evicted_unfetched);
