@@ -20,11 +20,15 @@
  * The LRU.  Each LRU is a doubly linked list, head = most recently used.
  * Stores link at the head; a hit moves the item to the head only when its
  * last move is more than ITEM_UPDATE_INTERVAL seconds old, so hot keys do
- * not take the LRU lock.  When a class has no free chunk, allocation looks
- * at the five oldest items of its LRU: an expired or flushed one is
- * reclaimed (its chunk reused), else, unless -M, the oldest one nobody
- * holds is evicted.  Items somebody holds (refcount > 1) are skipped and
- * counted as lrutail_reflocked.  Large items live in their own LRU and are
+ * not take the LRU lock.  A hit only sets bits: ITEM_FETCHED the first
+ * time, ITEM_ACTIVE after that.  When a class has no free chunk,
+ * allocation looks at the five oldest items of its LRU: an expired or
+ * flushed one is reclaimed (its chunk reused), else, unless -M, the oldest
+ * one nobody holds is evicted - but an active one gets a second chance
+ * first (back to the head, active bit cleared), which is how an item that
+ * keeps being read survives, as it does in memcached's segmented LRU.
+ * Items somebody holds (refcount > 1) are skipped and counted as
+ * lrutail_reflocked.  Large items live in their own LRU and are
  * evicted from it to make room for another large item; when that LRU is
  * empty one large item may exceed the memory limit (see slabs.c).
  *
@@ -61,6 +65,9 @@
 #define ITEM_LOCK_POWER_MAX 12
 /* How many of an LRU's oldest items allocation looks at. */
 #define TAIL_SEARCH 5
+/* How many recently read tail items one eviction may send back to the
+ * head (bounds the LRU lock hold when everything is hot). */
+#define MAX_SECOND_CHANCES 20
 /* Rounds of "free list, then LRU tail" before giving up. */
 #define ALLOC_TRIES 3
 /* Bytes of text "stats cachedump" returns at most, as memcached. */
@@ -368,20 +375,32 @@ static enum take_result lru_take(struct lru *l, item *it, bool only_dead)
 
 /* Free one item's worth of room in LRU id: first an expired or flushed
  * item among the TAIL_SEARCH oldest, else (when evict) the oldest of them
- * nobody holds.  Returns that item unlinked, refcount 1, or NULL. */
+ * nobody holds.  An item read again since it was last moved gets a second
+ * chance instead of being evicted: it goes back to the head, no longer
+ * active.  Returns the item taken, unlinked, refcount 1, or NULL. */
 static item *lru_pull_tail(unsigned id, bool evict)
 {
     struct lru *l = &lrus[id];
     item *got = NULL;
     enum take_result r = TAKE_NONE;
+    int second_chances = 0;
     pthread_mutex_lock(&l->lock);
     l->direct_reclaims++;
     for (int pass = 0; pass < (evict ? 2 : 1) && got == NULL; pass++) {
         int seen = 0;
-        for (item *it = l->tail; it != NULL && seen < TAIL_SEARCH;
-             it = it->prev) {
-            if (item_flags(it) & ITEM_CURSOR)
+        item *prev;
+        for (item *it = l->tail; it != NULL && seen < TAIL_SEARCH; it = prev) {
+            prev = it->prev;
+            uint8_t f = item_flags(it);
+            if (f & ITEM_CURSOR)
                 continue;
+            if (pass == 1 && (f & ITEM_ACTIVE) &&
+                second_chances++ < MAX_SECOND_CHANCES) {
+                item_flags_clear(it, ITEM_ACTIVE);
+                lru_remove(l, it);
+                lru_insert_head(l, it);
+                continue;
+            }
             seen++;
             r = lru_take(l, it, pass == 0);
             if (r != TAKE_NONE) {

@@ -619,6 +619,31 @@ static void test_eviction(void)
               item_stat(id, "evicted_unfetched") == (long long)t.evictions,
           "stats items counts evicted and evicted_unfetched");
 
+    /* An item that keeps being read survives, as in memcached. */
+    static char val[50001];
+    memset(val, 'e', 50000);
+    char key[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "big%d", i);
+        set(key, val);
+        if (i % 5 == 0) {
+            get("big0", buf, sizeof(buf));
+            get("big0", buf, sizeof(buf));
+        }
+    }
+    int first = -1, holes = 0;
+    for (int i = 1; i < 200; i++) {
+        snprintf(key, sizeof(key), "big%d", i);
+        bool here = has_value(key, val);
+        if (here && first < 0)
+            first = i;
+        else if (!here && first >= 0)
+            holes++;
+    }
+    check(has_value("big0", val) && first > 2 && holes == 0,
+          "a hot item survives eviction; the rest go oldest first (kept "
+          "big%d..big199)", first);
+
     /* The first page of a new class is allowed over the limit. */
     check(set("other-class", "a much longer value that lands in another slab "
                              "class than the 60 byte values") == STORE_STORED,
