@@ -181,7 +181,8 @@ sub send_bytes {
 }
 
 # Read more bytes into the socket's buffer, waiting up to $timeout seconds.
-# Returns the number read, 0 at EOF, undef on timeout or error.
+# Returns the number read, 0 when the peer closed (EOF or a reset), undef
+# on timeout.
 sub _fill {
     my ($sock, $timeout) = @_;
     my $buf = _rbuf($sock);
@@ -194,7 +195,7 @@ sub _fill {
         next unless $sel->can_read($left);
         my $n = sysread($sock, $$buf, 1 << 20, length $$buf);
         return $n if defined $n;
-        return undef unless $! == EINTR || $! == EAGAIN || $! == EWOULDBLOCK;
+        return 0 unless $! == EINTR || $! == EAGAIN || $! == EWOULDBLOCK;
     }
 }
 
@@ -426,17 +427,20 @@ sub udp_request {
     return defined send($sock, $dgram, 0);
 }
 
-# Collect the datagrams answering request $reqid and return the payload
-# reassembled by sequence number, or undef if any is missing in time.
-# Datagrams of other requests are ignored.  In list context also returns
-# the number of datagrams.
+# Collect the datagrams answering request $reqid and return the payload:
+# the datagrams of a message in sequence order, messages in arrival order.
+# memcached 1.6 sends each part of an answer (each VALUE, the END) as its
+# own message with the same request id, so with $until (a regex) messages
+# are gathered until the payload matches it; without, one message is
+# returned.  undef if the answer is incomplete in time.  Datagrams of other
+# requests are ignored.  In list context also returns the datagram count.
 sub udp_response {
-    my ($sock, $reqid, $timeout) = @_;
+    my ($sock, $reqid, $timeout, $until) = @_;
     $timeout = $TIMEOUT unless defined $timeout;
     my $deadline = time + $timeout;
     my $sel = IO::Select->new($sock);
-    my (%parts, $total);
-    while (!defined $total || keys %parts < $total) {
+    my ($payload, $count, %parts, $total) = ('', 0);
+    while (1) {
         my $left = $deadline - time;
         return undef if $left <= 0 || !$sel->can_read($left);
         my $dgram;
@@ -444,11 +448,15 @@ sub udp_response {
         next if length $dgram < 8;
         my ($id, $seq, $n) = unpack('nnn', $dgram);
         next unless $id == $reqid;
+        $count++;
         $total = $n;
         $parts{$seq} = substr($dgram, 8);
+        next if keys %parts < $total;
+        $payload .= join '', map { $parts{$_} } sort { $a <=> $b } keys %parts;
+        %parts = ();
+        last if !$until || $payload =~ $until;
     }
-    my $payload = join '', map { $parts{$_} } sort { $a <=> $b } keys %parts;
-    return wantarray ? ($payload, $total) : $payload;
+    return wantarray ? ($payload, $count) : $payload;
 }
 
 package MemcachedTest::Server;
@@ -487,6 +495,8 @@ sub _spawn {
     if ($opt->{unix_socket}) {
         $self->{socket_path} = "$self->{dir}/mc.sock";
         push @args, '-s', $self->{socket_path};
+    } elsif (my $path = _value_of($extra, '-s', '--unix-socket')) {
+        $self->{socket_path} = $path;
     }
     if (!$self->{socket_path} && !$has->('-p') && !$has_long->('port')) {
         $self->{port} = MemcachedTest::free_port('tcp');
@@ -890,11 +900,14 @@ in order, into C<< $h->{''} >> (an array).
 
 Sends one request with the 8-byte frame header.
 
-=item udp_response($usock, $reqid [, $timeout])
+=item udp_response($usock, $reqid [, $timeout, $until])
 
 Gathers the datagrams answering C<$reqid> and returns the payload in
 sequence order (and, in list context, the datagram count); undef if
-incomplete.
+incomplete.  memcached 1.6 answers a multi-key get with one message per
+VALUE and one for END, all under the same request id: with C<$until> (a
+regex such as C<qr/END\r\n\z/>) messages are gathered until the payload
+matches it.
 
 =back
 
