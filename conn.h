@@ -1,13 +1,32 @@
 /*
  * conn.h - client connections: the per-connection state machine, buffered
  * reads, batched writes, and the TCP / UNIX / UDP transports.
+ *
+ * A connection belongs to exactly one worker thread (thread.c) and is only
+ * ever touched by it; the one exception is "stats conns", which reads the
+ * fields marked "reported" from other threads (see conn.c for how).
+ *
+ * Protocol modules (proto_text.c, later proto_bin.c) see a connection
+ * through the functions below: they read the unprocessed input at
+ * rcurr/rbytes, queue output with conn_out_*(), and return a proto_next
+ * (proto_text.h) telling the state machine what to do next.
  */
 #ifndef CONN_H
 #define CONN_H
 
-#include <stdbool.h>
-#include <stdint.h>
+#include "memcached.h"   /* first: config.h's feature macros */
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "items.h"
+#include "proto_text.h"
 #include "stats.h"
 
 /* Connection gauges for the general "stats" report. */
@@ -30,5 +49,166 @@ void conn_get_totals(struct conn_totals *out);
 
 /* "stats conns": per connection lines, through add. */
 void conn_report(add_stat_fn add, void *ctx);
+
+/* "stats reset": total/rejected connection counters start from zero. */
+void conn_stats_reset(void);
+
+enum conn_transport {
+    CONN_TCP = 1,
+    CONN_UNIX,
+    CONN_UDP,
+};
+
+/* The states of the connection machine (conn.c, conn_drive()).  The names
+ * are what "stats conns" prints. */
+enum conn_state {
+    conn_listening = 1, /* a listening socket (only in reports) */
+    conn_new_cmd,       /* between commands: decide to parse, read, yield */
+    conn_waiting,       /* blocked until the socket is readable */
+    conn_read,          /* reading more command bytes */
+    conn_parse_cmd,     /* parsing / executing a command */
+    conn_nread,         /* reading a value straight into its item */
+    conn_swallow,       /* discarding a value that can't be stored */
+    conn_write,         /* writing queued output */
+    conn_closing,       /* about to close */
+    conn_closed,        /* closed; the struct is being freed */
+};
+
+struct conn_thread;
+struct out_block;
+
+struct conn {
+    int fd;
+    enum conn_state state;          /* reported */
+    enum conn_state wait_for;       /* state to resume when readable */
+    enum conn_state write_then;     /* state to enter when output drained */
+    enum conn_transport transport;
+    enum protocol protocol;         /* PROTO_NEGOTIATE until the first byte */
+    struct conn_thread *thread;
+    struct thread_stats *ts;        /* the owning worker's counters */
+
+    struct event ev;
+    short ev_flags;                 /* flags ev is registered with */
+
+    /* Unprocessed input is [rcurr, rcurr + rbytes) inside rbuf[0..rsize).
+     * rbuf is borrowed from the thread's pool only while there is input to
+     * keep (or a paused command pointing into it). */
+    char *rbuf;
+    char *rcurr;
+    uint32_t rsize;
+    uint32_t rbytes;
+    bool rbuf_own;                  /* malloc'd (long line / UDP), not pooled */
+    bool read_filled;               /* the last read filled the buffer */
+
+    /* conn_nread: the value's remaining destination; conn_swallow: bytes
+     * still to discard. */
+    char *nread_dst;
+    size_t nread_left;
+    size_t swallow_left;
+
+    /* Queued output: a chain of blocks, written in order. */
+    struct out_block *out_head;
+    struct out_block *out_tail;
+    uint32_t out_blocks;
+    size_t out_held;                /* bytes of item values referenced */
+    bool out_failed;                /* output memory ran out: close */
+
+    int nreqs;                      /* commands run in this event */
+    rel_time_t last_cmd_time;       /* reported */
+
+    /* Addresses, for UDP replies and "stats conns". */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    socklen_t peer_len;
+    const char *listen_name;        /* "tcp:127.0.0.1:11211", owned by thread.c */
+    uint16_t udp_request_id;        /* of the datagram being answered */
+
+    struct proto_text_state text;
+
+    struct conn *next, *prev;       /* the thread's list */
+};
+
+/* ---- Used by thread.c ---- */
+
+/* Per-worker connection context: buffer pools, the connection list, the
+ * idle timer.  Called on the worker thread with its own event base. */
+struct conn_thread *conn_thread_new(struct event_base *base,
+                                    struct thread_stats *ts);
+
+/* Close every connection of the worker and free its pools.  graceful:
+ * first try once (without blocking) to send what each has queued. */
+void conn_thread_stop(struct conn_thread *ct, bool graceful);
+
+/* Decide whether a just-accepted client socket may stay: false when
+ * settings.maxconns client connections are already open, after answering
+ * "ERROR Too many open connections" and closing fd.  Called by the
+ * listener thread; counts the connection as open when it returns true. */
+bool conn_admit(int fd);
+
+/* True while settings.maxconns client connections are open. */
+bool conn_at_limit(void);
+
+/* Close an admitted socket that could not be handed to a worker. */
+void conn_abandon(int fd);
+
+/* Start serving an accepted TCP or UNIX socket (admitted by conn_admit)
+ * on this worker.  Returns false, closing fd, when out of memory. */
+bool conn_new_client(struct conn_thread *ct, int fd, enum conn_transport t,
+                     const char *listen_name);
+
+/* Serve the shared UDP socket fd from this worker too. */
+bool conn_new_udp(struct conn_thread *ct, int fd, const char *listen_name);
+
+/* The number of file descriptors the server keeps for itself (listeners,
+ * notify fds...), reported as reserved_fds; set once by thread.c. */
+void conn_set_reserved_fds(uint32_t n);
+
+/* ---- Used by the protocol modules ---- */
+
+/* Consume n bytes of unprocessed input. */
+static inline void conn_consume(struct conn *c, size_t n)
+{
+    c->rcurr += n;
+    c->rbytes -= (uint32_t)n;
+}
+
+/* Queue len bytes of response text (copied). */
+void conn_out(struct conn *c, const char *s, size_t len);
+
+/* Room for up to len (<= CONN_OUT_RESERVE_MAX) bytes of response text;
+ * conn_out_commit() then queues the bytes actually written.  Returns NULL
+ * when out of memory (the connection will be closed). */
+#define CONN_OUT_RESERVE_MAX 2048
+char *conn_out_reserve(struct conn *c, size_t len);
+void conn_out_commit(struct conn *c, size_t len);
+
+/* Queue the value of it (ITEM_data, nbytes, "\r\n" included), sent straight
+ * from item memory.  Takes over the caller's reference, which is dropped
+ * once the bytes are written. */
+void conn_out_item(struct conn *c, item *it);
+
+/* True when the queued output has reached the bound at which a long
+ * response (a multi-get) must pause and let it be written. */
+bool conn_out_full(const struct conn *c);
+
+/* Write the queued output now, waiting for the socket if needed; for
+ * reports that are produced by a callback and can't pause (metadump).
+ * On failure the connection is marked for closing. */
+void conn_out_drain(struct conn *c);
+
+/* The command needs len more bytes (a value) at dst: take what is already
+ * buffered, read the rest straight into dst, then call the protocol's
+ * value_read.  Returns PROTO_NREAD. */
+enum proto_next conn_expect_value(struct conn *c, char *dst, size_t len);
+
+/* Discard the next len bytes of input.  Returns PROTO_SWALLOW. */
+enum proto_next conn_swallow_value(struct conn *c, size_t len);
+
+/* Counters of the owning thread that must not be aggregated (a removal
+ * done on the protocol's behalf that is not a client delete). */
+struct thread_stats *conn_scratch_stats(struct conn *c);
 
 #endif /* CONN_H */

@@ -10,7 +10,13 @@
 #ifndef THREAD_H
 #define THREAD_H
 
+#include "memcached.h"   /* first: config.h's feature macros */
+
 #include <stdbool.h>
+
+#include "stats.h"
+
+struct conn_totals;
 
 /* Open every listener named by settings (TCP, UDP, UNIX socket) and start
  * the worker threads.  Returns false after printing one line on stderr
@@ -23,5 +29,15 @@ void server_run(void);
 
 /* Ask server_run() to return; safe from any thread. */
 void server_request_stop(bool graceful);
+
+/* ---- For conn.c's reports ---- */
+
+/* The listener fields of the "stats" connection gauges: accepting_conns,
+ * listen_disabled_num, time_in_listen_disabled_us, and the listening
+ * sockets' share of total_connections / connection_structures. */
+void thread_listen_totals(struct conn_totals *out);
+
+/* "stats conns" lines of the listening sockets. */
+void thread_report_listeners(add_stat_fn add, void *ctx);
 
 #endif /* THREAD_H */

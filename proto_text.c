@@ -1,0 +1,912 @@
+/*
+ * proto_text.c - memcached's text protocol (doc: memcached-protocol.txt):
+ * the command table, the parser, and every classic command with
+ * memcached's exact answers.
+ *
+ * A command line is split on spaces only (a tab or control byte is part of
+ * a key, as in memcached); leading spaces are skipped, one "\r" before the
+ * "\n" is dropped.  Each command lists how many tokens it accepts (its name
+ * included); any other count is "ERROR", memcached's answer.  The command
+ * table is the one place a command is named, so the meta commands can be
+ * added beside the classic ones.
+ *
+ * The parser never allocates: tokens point into the connection's read
+ * buffer, numbers are parsed in place, and answers are formatted straight
+ * into the connection's output blocks.  Retrieval commands are not
+ * tokenized at all: their keys are walked in the line, and a multi-get
+ * whose answer reaches the output bound (conn_out_full) pauses with the
+ * rest of its keys in proto_text_state and resumes after the answer so far
+ * is written, so a get of thousands of large values streams.  Keys are
+ * checked before anything is answered, so a bad key answers only
+ * CLIENT_ERROR (memcached 1.6.18 also discards the answers of the earlier
+ * commands of the same batch; we keep them).
+ *
+ * "noreply" (the last token of the commands that take it) suppresses every
+ * line the command would answer, errors included, as memcached 1.6 does.
+ *
+ * Deliberate differences from memcached 1.6.18, which follow the 1.6.45
+ * documentation instead: flags above 2^32-1 are rejected ("CLIENT_ERROR
+ * bad command line format") rather than truncated; a value length above
+ * 2^31-3 is rejected rather than wrapped; "version" answers 1.6.45.
+ *
+ * Threads: runs on the connection's worker thread; shared state is only
+ * reached through the storage, stats and settings APIs.
+ */
+#include "proto_text.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "memcached.h"
+#include "stats_report.h"
+#include "thread.h"
+#include "util.h"
+
+/* memcached's rule for a line still missing its "\n": past this many bytes
+ * only a get/gets (after at most LEADING_SPACE_MAX spaces) may go on; any
+ * other line closes the connection. */
+#define LINE_WITHOUT_NEWLINE_MAX 2048
+#define LEADING_SPACE_MAX 100
+/* Tokens kept for a non-retrieval command (more than any command takes). */
+#define MAX_TOKENS 24
+/* Longest "VALUE <key> <flags> <bytes> <cas>\r\n" line. */
+#define VALUE_LINE_MAX (KEY_MAX_LENGTH + 64)
+
+#define TEXT_GET_CAS 0x01   /* gets, gats: answer the CAS unique */
+#define TEXT_GET_TOUCH 0x02 /* gat, gats: first argument is an exptime */
+
+struct token {
+    char *s;
+    size_t len;
+};
+
+/* ---- Tokens and numbers ---- */
+
+/* The next space-separated token of [*p, end), advancing *p past it. */
+static bool next_token(char **p, char *end, struct token *t)
+{
+    char *s = *p;
+    while (s < end && *s == ' ')
+        s++;
+    if (s == end) {
+        *p = s;
+        return false;
+    }
+    t->s = s;
+    while (s < end && *s != ' ')
+        s++;
+    t->len = (size_t)(s - t->s);
+    *p = s;
+    return true;
+}
+
+/* Split [p, end) into at most max tokens (the rest of a longer line is
+ * ignored: max is more than any fixed-size command accepts). */
+static int tokenize(char *p, char *end, struct token *tok, int max)
+{
+    int n = 0;
+    while (n < max && next_token(&p, end, &tok[n]))
+        n++;
+    return n;
+}
+
+static bool tok_is(const struct token *t, const char *word)
+{
+    size_t len = strlen(word);
+    return t->len == len && memcmp(t->s, word, len) == 0;
+}
+
+/* Terminate the token in place for the APIs that take a C string.  Safe:
+ * every token is followed, inside the buffer, by at least the line's
+ * "\n", which has already been consumed. */
+static const char *tok_cstr(struct token *t)
+{
+    t->s[t->len] = '\0';
+    return t->s;
+}
+
+/* Parse a decimal token the way memcached's strtoull-based helpers do:
+ * blanks around it and a leading '+' are allowed, nothing else, and a
+ * value that overflows 64 bits is refused.  neg (may be NULL) accepts and
+ * reports a leading '-'. */
+static bool tok_digits(const struct token *t, uint64_t *out, bool *neg)
+{
+    const char *p = t->s, *end = t->s + t->len;
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    if (neg) {
+        *neg = p < end && *p == '-';
+        if (*neg)
+            p++;
+    }
+    if (p < end && *p == '+' && !(neg && *neg))
+        p++;
+    if (p == end || !isdigit((unsigned char)*p))
+        return false;
+    uint64_t v = 0;
+    for (; p < end && isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    while (p < end && isspace((unsigned char)*p))
+        p++;
+    if (p != end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool tok_u64(const struct token *t, uint64_t *out)
+{
+    return tok_digits(t, out, NULL);
+}
+
+static bool tok_u32(const struct token *t, uint32_t *out)
+{
+    uint64_t v;
+    if (!tok_digits(t, &v, NULL) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool tok_i64(const struct token *t, int64_t *out)
+{
+    uint64_t v;
+    bool neg;
+    if (!tok_digits(t, &v, &neg) || v > (uint64_t)INT64_MAX + neg)
+        return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+static bool tok_i32(const struct token *t, int32_t *out)
+{
+    int64_t v;
+    if (!tok_i64(t, &v) || v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
+/* Decimal digits of v at p; returns the end. */
+static char *fmt_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* ---- Answers ---- */
+
+/* Queue one answer line (given without "\r\n"), unless the command said
+ * noreply.  Returns PROTO_NEXT_CMD so a handler can end with it. */
+static enum proto_next reply(struct conn *c, const char *s)
+{
+    if (c->text.noreply)
+        return PROTO_NEXT_CMD;
+    size_t len = strlen(s);
+    char *p = conn_out_reserve(c, len + 2);
+    if (p) {
+        memcpy(p, s, len);
+        p[len] = '\r';
+        p[len + 1] = '\n';
+        conn_out_commit(c, len + 2);
+    }
+    if (settings.verbose >= 2)
+        mc_logf(">%d %s", c->fd, s);
+    return PROTO_NEXT_CMD;
+}
+
+static enum proto_next reply_u64(struct conn *c, uint64_t v)
+{
+    char line[24];
+    *fmt_u64(line, v) = '\0';
+    return reply(c, line);
+}
+
+/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, sent
+ * from item memory; the reference on it passes to the connection. */
+static void out_value(struct conn *c, item *it, bool with_cas)
+{
+    char *start = conn_out_reserve(c, VALUE_LINE_MAX);
+    if (!start) {
+        item_release(it);
+        return;
+    }
+    char *p = start;
+    memcpy(p, "VALUE ", 6);
+    p += 6;
+    memcpy(p, ITEM_key(it), it->nkey);
+    p += it->nkey;
+    *p++ = ' ';
+    p = fmt_u64(p, it->client_flags);
+    *p++ = ' ';
+    p = fmt_u64(p, it->nbytes - 2);
+    if (with_cas) {
+        *p++ = ' ';
+        p = fmt_u64(p, it->cas);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    conn_out_commit(c, (size_t)(p - start));
+    if (settings.verbose >= 2)
+        mc_logf(">%d sending key %.*s", c->fd, (int)it->nkey, ITEM_key(it));
+    conn_out_item(c, it);
+}
+
+/* "STAT <name> <value>\r\n": the add_stat_fn of every report. */
+static void add_stat(const char *name, size_t nlen, const char *val,
+                     size_t vlen, void *ctx)
+{
+    struct conn *c = ctx;
+    size_t need = 5 + nlen + 1 + vlen + 2;
+    if (need > CONN_OUT_RESERVE_MAX) {
+        conn_out(c, "STAT ", 5);
+        conn_out(c, name, nlen);
+        conn_out(c, " ", 1);
+        conn_out(c, val, vlen);
+        conn_out(c, "\r\n", 2);
+        return;
+    }
+    char *start = conn_out_reserve(c, need);
+    if (!start)
+        return;
+    char *p = start;
+    memcpy(p, "STAT ", 5);
+    p += 5;
+    memcpy(p, name, nlen);
+    p += nlen;
+    *p++ = ' ';
+    memcpy(p, val, vlen);
+    p += vlen;
+    *p++ = '\r';
+    *p++ = '\n';
+    conn_out_commit(c, (size_t)(p - start));
+}
+
+static enum proto_next out_end(struct conn *c)
+{
+    conn_out(c, "END\r\n", 5);
+    return PROTO_NEXT_CMD;
+}
+
+/* A line of a dump (cachedump, metadump): sent as given, terminated with
+ * "\r\n" (or "\n" for metadump, as memcached) unless it already is.  Long
+ * dumps can't pause, so they are written out as they grow. */
+static void out_dump_line(struct conn *c, const char *line, size_t len,
+                          const char *eol)
+{
+    conn_out(c, line, len);
+    if (len == 0 || line[len - 1] != '\n')
+        conn_out(c, eol, strlen(eol));
+    if (conn_out_full(c))
+        conn_out_drain(c);
+}
+
+static void cachedump_line(const char *line, size_t len, void *ctx)
+{
+    out_dump_line(ctx, line, len, "\r\n");
+}
+
+static void metadump_line(const char *line, size_t len, void *ctx)
+{
+    out_dump_line(ctx, line, len, "\n");
+}
+
+/* The last token is "noreply": the command answers nothing. */
+static void set_noreply(struct conn *c, const struct token *tok, int ntok)
+{
+    c->text.noreply = tok_is(&tok[ntok - 1], "noreply");
+}
+
+/* ---- Retrieval: get, gets, gat, gats ---- */
+
+/* Every key of [p, end) fits the protocol's limit. */
+static bool keys_valid(char *p, char *end)
+{
+    struct token t;
+    while (next_token(&p, end, &t))
+        if (t.len > KEY_MAX_LENGTH)
+            return false;
+    return true;
+}
+
+/* Answer keys from the saved position until done or the output is full. */
+static enum proto_next get_continue(struct conn *c)
+{
+    struct proto_text_state *st = &c->text;
+    bool with_cas = st->get_flags & TEXT_GET_CAS;
+    bool touch = st->get_flags & TEXT_GET_TOUCH;
+    struct token key;
+    while (next_token(&st->keys, st->keys_end, &key)) {
+        item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
+                         : storage_get(key.s, key.len, c->ts);
+        if (settings.detail_enabled)
+            stats_prefix_record_get(key.s, key.len, it != NULL);
+        if (it)
+            out_value(c, it, with_cas);
+        if (conn_out_full(c))
+            return PROTO_SUSPEND;
+    }
+    st->keys = st->keys_end = NULL;
+    if (settings.verbose >= 2)
+        mc_logf(">%d END", c->fd);
+    return out_end(c);
+}
+
+/* get|gets <key>*, gat|gats <exptime> <key>*: the rest of the line is
+ * [p, end). */
+static enum proto_next cmd_get(struct conn *c, char *p, char *end, int flags)
+{
+    rel_time_t exptime = 0;
+    struct token t;
+    char *keys = p;
+    if (flags & TEXT_GET_TOUCH) {
+        int64_t e;
+        if (!next_token(&keys, end, &t))
+            return reply(c, "ERROR");
+        if (!tok_i64(&t, &e))
+            return reply(c, "CLIENT_ERROR invalid exptime argument");
+        exptime = realtime(e);
+    } else {
+        char *probe = p;
+        if (!next_token(&probe, end, &t))
+            return reply(c, "ERROR");
+    }
+    if (!keys_valid(keys, end))
+        return reply(c, "CLIENT_ERROR bad command line format");
+    c->text.keys = keys;
+    c->text.keys_end = end;
+    c->text.exptime = exptime;
+    c->text.get_flags = (uint8_t)flags;
+    return get_continue(c);
+}
+
+/* ---- Storage: set, add, replace, append, prepend, cas ---- */
+
+/* <cmd> <key> <flags> <exptime> <bytes> [noreply]
+ * cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] */
+static enum proto_next cmd_store(struct conn *c, struct token *t, int ntok, int op)
+{
+    uint32_t flags;
+    int64_t exptime, vlen;
+    uint64_t cas = 0;
+    set_noreply(c, t, ntok);
+    if (t[1].len > KEY_MAX_LENGTH || !tok_u32(&t[2], &flags) ||
+        !tok_i64(&t[3], &exptime) || !tok_i64(&t[4], &vlen) ||
+        vlen < 0 || vlen > INT_MAX - 2 ||
+        (op == STORE_OP_CAS && !tok_u64(&t[5], &cas)))
+        return reply(c, "CLIENT_ERROR bad command line format");
+
+    const char *key = t[1].s;
+    size_t nkey = t[1].len;
+    if (settings.detail_enabled)
+        stats_prefix_record_set(key, nkey);
+    enum alloc_result why = ALLOC_OK;
+    item *it = storage_alloc(key, nkey, flags, realtime(exptime),
+                             (size_t)vlen + 2, &why, c->ts);
+    if (!it) {
+        reply(c, why == ALLOC_TOO_LARGE ? "SERVER_ERROR object too large for cache"
+                                        : "SERVER_ERROR out of memory storing object");
+        /* As memcached: a set that could not be stored must not leave the
+         * old value readable.  This removal is not a client delete, so it
+         * is counted where nobody reports it. */
+        if (op == STORE_OP_SET)
+            storage_delete(key, nkey, 0, conn_scratch_stats(c));
+        return conn_swallow_value(c, (size_t)vlen + 2);
+    }
+    c->text.it = it;
+    c->text.op = (enum store_op)op;
+    c->text.cas_in = cas;
+    return conn_expect_value(c, ITEM_data(it), (size_t)vlen + 2);
+}
+
+enum proto_next proto_text_value_read(struct conn *c)
+{
+    item *it = c->text.it;
+    c->text.it = NULL;
+    const char *crlf = ITEM_data(it) + it->nbytes - 2;
+    if (crlf[0] != '\r' || crlf[1] != '\n') {
+        item_release(it);
+        return reply(c, "CLIENT_ERROR bad data chunk");
+    }
+    struct store_req req = {.op = c->text.op, .cas_in = c->text.cas_in};
+    enum store_result r = storage_store(it, &req, NULL, c->ts);
+    item_release(it);
+    switch (r) {
+    case STORE_STORED:
+        return reply(c, "STORED");
+    case STORE_EXISTS:
+        return reply(c, "EXISTS");
+    case STORE_NOT_FOUND:
+        return reply(c, "NOT_FOUND");
+    case STORE_NOT_STORED:
+    case STORE_NO_MEMORY:   /* append/prepend: memcached says NOT_STORED */
+    case STORE_TOO_LARGE:
+        break;
+    }
+    return reply(c, "NOT_STORED");
+}
+
+/* ---- Other key commands ---- */
+
+/* delete <key> [0] [noreply]: memcached still accepts a hold time of 0. */
+static enum proto_next cmd_delete(struct conn *c, struct token *t, int ntok, int arg)
+{
+    set_noreply(c, t, ntok);
+    if (ntok > 2) {
+        bool zero = tok_is(&t[2], "0");
+        bool valid = (ntok == 3 && (zero || c->text.noreply)) ||
+                     (ntok == 4 && zero && c->text.noreply);
+        if (!valid)
+            return reply(c, "CLIENT_ERROR bad command line format.  "
+                            "Usage: delete <key> [noreply]");
+    }
+    if (t[1].len > KEY_MAX_LENGTH)
+        return reply(c, "CLIENT_ERROR bad command line format");
+    if (settings.detail_enabled)
+        stats_prefix_record_delete(t[1].s, t[1].len);
+    if (storage_delete(t[1].s, t[1].len, 0, c->ts) == DELETE_DELETED)
+        return reply(c, "DELETED");
+    return reply(c, "NOT_FOUND");
+}
+
+/* incr|decr <key> <delta> [noreply] */
+static enum proto_next cmd_arith(struct conn *c, struct token *t, int ntok, int incr)
+{
+    uint64_t delta, value;
+    set_noreply(c, t, ntok);
+    if (t[1].len > KEY_MAX_LENGTH)
+        return reply(c, "CLIENT_ERROR bad command line format");
+    if (!tok_u64(&t[2], &delta))
+        return reply(c, "CLIENT_ERROR invalid numeric delta argument");
+    switch (storage_delta(t[1].s, t[1].len, incr, delta, 0, &value, NULL, c->ts)) {
+    case DELTA_OK:
+        return reply_u64(c, value);
+    case DELTA_NON_NUMERIC:
+        return reply(c, "CLIENT_ERROR cannot increment or decrement non-numeric value");
+    case DELTA_NO_MEMORY:
+        return reply(c, "SERVER_ERROR out of memory");
+    case DELTA_EXISTS:
+        return reply(c, "EXISTS");
+    case DELTA_NOT_FOUND:
+        break;
+    }
+    return reply(c, "NOT_FOUND");
+}
+
+/* touch <key> <exptime> [noreply] */
+static enum proto_next cmd_touch(struct conn *c, struct token *t, int ntok, int arg)
+{
+    int64_t exptime;
+    set_noreply(c, t, ntok);
+    if (t[1].len > KEY_MAX_LENGTH)
+        return reply(c, "CLIENT_ERROR bad command line format");
+    if (!tok_i64(&t[2], &exptime))
+        return reply(c, "CLIENT_ERROR invalid exptime argument");
+    item *it = storage_touch(t[1].s, t[1].len, realtime(exptime), false, c->ts);
+    if (!it)
+        return reply(c, "NOT_FOUND");
+    item_release(it);
+    return reply(c, "TOUCHED");
+}
+
+/* ---- Server commands ---- */
+
+/* flush_all [delay] [noreply] */
+static enum proto_next cmd_flush_all(struct conn *c, struct token *t, int ntok, int arg)
+{
+    int64_t delay = 0;
+    set_noreply(c, t, ntok);
+    if (!settings.flush_enabled)
+        return reply(c, "CLIENT_ERROR flush_all not allowed");
+    bool has_delay = ntok == 3 || (ntok == 2 && !c->text.noreply);
+    if (has_delay && !tok_i64(&t[1], &delay))
+        return reply(c, "CLIENT_ERROR invalid exptime argument");
+    storage_flush(delay > 0 ? realtime(delay) : 0, c->ts);
+    return reply(c, "OK");
+}
+
+/* verbosity <level> [noreply] */
+static enum proto_next cmd_verbosity(struct conn *c, struct token *t, int ntok, int arg)
+{
+    uint64_t level;
+    set_noreply(c, t, ntok);
+    if (!tok_u64(&t[1], &level))
+        return reply(c, "CLIENT_ERROR bad command line format");
+    /* memcached caps what the command can set at 2 (-vv). */
+    __atomic_store_n(&settings.verbose, level > 2 ? 2 : (int)level, __ATOMIC_RELAXED);
+    return reply(c, "OK");
+}
+
+static enum proto_next cmd_version(struct conn *c, struct token *t, int ntok, int arg)
+{
+    return reply(c, "VERSION " MC_PROTOCOL_VERSION);
+}
+
+static enum proto_next cmd_quit(struct conn *c, struct token *t, int ntok, int arg)
+{
+    return PROTO_CLOSE;
+}
+
+/* shutdown [graceful]: only with -A.  Answers nothing: the connection is
+ * closed once earlier answers are written, and the server stops. */
+static enum proto_next cmd_shutdown(struct conn *c, struct token *t, int ntok, int arg)
+{
+    bool graceful = false;
+    if (!settings.shutdown_command)
+        return reply(c, "ERROR: shutdown not enabled");
+    if (ntok == 2 && tok_is(&t[1], "graceful"))
+        graceful = true;
+    else if (ntok > 1)
+        return reply(c, "CLIENT_ERROR invalid shutdown mode");
+    mc_log(1, "<%d shutdown%s requested by a client", c->fd,
+           graceful ? " (graceful)" : "");
+    server_request_stop(graceful);
+    return PROTO_CLOSE;
+}
+
+/* cache_memlimit <megabytes> [noreply] */
+static enum proto_next cmd_cache_memlimit(struct conn *c, struct token *t, int ntok, int arg)
+{
+    uint64_t mb;
+    set_noreply(c, t, ntok);
+    if (!tok_u64(&t[1], &mb))
+        return reply(c, "ERROR");
+    if (mb < 8)
+        return reply(c, "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m");
+    if (mb > (SIZE_MAX >> 20) || !storage_set_memlimit((size_t)mb << 20))
+        return reply(c, "MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust");
+    return reply(c, "OK");
+}
+
+/* slabs reassign <src> <dst> | slabs automove <0|1|2> [noreply] */
+static enum proto_next cmd_slabs(struct conn *c, struct token *t, int ntok, int arg)
+{
+    if (ntok >= 2 && tok_is(&t[1], "reassign")) {
+        int32_t src, dst;
+        if (ntok != 4)
+            return reply(c, "ERROR");
+        if (!settings.slab_reassign)
+            return reply(c, "CLIENT_ERROR slab reassignment disabled");
+        if (!tok_i32(&t[2], &src) || !tok_i32(&t[3], &dst))
+            return reply(c, "CLIENT_ERROR bad command line format");
+        switch (storage_slabs_reassign(src, dst)) {
+        case REASSIGN_OK:
+            return reply(c, "OK");
+        case REASSIGN_RUNNING:
+            return reply(c, "BUSY currently processing reassign request");
+        case REASSIGN_BADCLASS:
+            return reply(c, "BADCLASS invalid src or dst class id");
+        case REASSIGN_NOSPARE:
+            return reply(c, "NOSPARE source class has no spare pages");
+        case REASSIGN_SRC_DST_SAME:
+            return reply(c, "SAME src and dst class are identical");
+        }
+        return reply(c, "ERROR");
+    }
+    if (ntok >= 3 && tok_is(&t[1], "automove")) {
+        uint32_t mode;
+        set_noreply(c, t, ntok);
+        if (!tok_u32(&t[2], &mode))
+            return reply(c, "CLIENT_ERROR bad command line format");
+        if (mode > 2)
+            return reply(c, "ERROR");
+        storage_slabs_automove((int)mode);
+        return reply(c, "OK");
+    }
+    return reply(c, "ERROR");
+}
+
+/* Base64 (RFC 4648, padded) of n bytes at in, into out; returns the end. */
+static char *base64(char *out, const unsigned char *in, size_t n)
+{
+    static const char digits[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        *out++ = digits[v >> 18 & 63];
+        *out++ = digits[v >> 12 & 63];
+        *out++ = i + 1 < n ? digits[v >> 6 & 63] : '=';
+        *out++ = i + 2 < n ? digits[v & 63] : '=';
+    }
+    return out;
+}
+
+/* mgdump: turn a metadump line ("key=<uri-encoded> ...") into "mg <key>",
+ * or "mg <base64 key> b" for a key a text command could not carry. */
+static void mgdump_line(const char *line, size_t len, void *ctx)
+{
+    unsigned char key[KEY_MAX_LENGTH];
+    size_t nkey = 0;
+    bool binary = false;
+    const char *p = line + 4, *end = line + len;
+    if (len < 4 || memcmp(line, "key=", 4) != 0)
+        return;
+    while (p < end && *p != ' ' && *p != '\n' && nkey < sizeof(key)) {
+        unsigned v = (unsigned char)*p++;
+        if (v == '%' && end - p >= 2 && isxdigit((unsigned char)p[0]) &&
+            isxdigit((unsigned char)p[1])) {
+            char hex[3] = {p[0], p[1], '\0'};
+            v = (unsigned)strtoul(hex, NULL, 16);
+            p += 2;
+        }
+        binary |= v <= ' ' || v >= 0x7f;
+        key[nkey++] = (unsigned char)v;
+    }
+    char out[KEY_MAX_LENGTH * 2 + 16];
+    char *o = out;
+    memcpy(o, "mg ", 3);
+    o += 3;
+    if (binary) {
+        o = base64(o, key, nkey);
+        memcpy(o, " b", 2);
+        o += 2;
+    } else {
+        memcpy(o, key, nkey);
+        o += nkey;
+    }
+    out_dump_line(ctx, out, (size_t)(o - out), "\r\n");
+}
+
+/* lru_crawler crawl|metadump|mgdump <classes> | sleep <us> |
+ * tocrawl <n> | enable | disable */
+static enum proto_next cmd_lru_crawler(struct conn *c, struct token *t, int ntok, int arg)
+{
+    uint32_t v;
+    if (ntok == 2 && tok_is(&t[1], "enable"))
+        return reply(c, storage_crawler_enable(true) ? "OK"
+                        : "ERROR failed to start lru crawler thread");
+    if (ntok == 2 && tok_is(&t[1], "disable"))
+        return reply(c, storage_crawler_enable(false) ? "OK"
+                        : "ERROR failed to stop lru crawler thread");
+    if (ntok != 3)
+        return reply(c, "ERROR");
+    if (tok_is(&t[1], "crawl")) {
+        switch (storage_crawler_crawl(tok_cstr(&t[2]))) {
+        case 0:
+            return reply(c, "OK");
+        case -2:
+            return reply(c, "BUSY currently processing crawler request");
+        default:
+            return reply(c, "BADCLASS invalid class id");
+        }
+    }
+    bool metadump = tok_is(&t[1], "metadump");
+    if (metadump || tok_is(&t[1], "mgdump")) {
+        if (!settings.dump_enabled)
+            return reply(c, metadump ? "ERROR metadump not allowed"
+                                     : "ERROR mgdump not allowed");
+        if (storage_crawler_metadump(tok_cstr(&t[2]),
+                                     metadump ? metadump_line : mgdump_line, c) < 0)
+            return reply(c, "BADCLASS invalid class id");
+        conn_out(c, metadump ? "END\r\n" : "EN\r\n", metadump ? 5 : 4);
+        return PROTO_NEXT_CMD;
+    }
+    if (tok_is(&t[1], "sleep")) {
+        if (!tok_u32(&t[2], &v))
+            return reply(c, "CLIENT_ERROR bad command line format");
+        if (v > 1000000)
+            return reply(c, "CLIENT_ERROR sleep must be one second or less");
+        __atomic_store_n(&settings.lru_crawler_sleep, (int)v, __ATOMIC_RELAXED);
+        return reply(c, "OK");
+    }
+    if (tok_is(&t[1], "tocrawl")) {
+        if (!tok_u32(&t[2], &v))
+            return reply(c, "CLIENT_ERROR bad command line format");
+        __atomic_store_n(&settings.lru_crawler_tocrawl, v, __ATOMIC_RELAXED);
+        return reply(c, "OK");
+    }
+    return reply(c, "ERROR");
+}
+
+/* ---- stats ---- */
+
+/* stats detail on|off|dump */
+static enum proto_next stats_detail(struct conn *c, struct token *t, int ntok)
+{
+    if (ntok >= 3 && tok_is(&t[2], "on")) {
+        __atomic_store_n(&settings.detail_enabled, true, __ATOMIC_RELAXED);
+        return reply(c, "OK");
+    }
+    if (ntok >= 3 && tok_is(&t[2], "off")) {
+        __atomic_store_n(&settings.detail_enabled, false, __ATOMIC_RELAXED);
+        return reply(c, "OK");
+    }
+    if (ntok >= 3 && tok_is(&t[2], "dump")) {
+        size_t len;
+        char *dump = stats_prefix_dump(&len);
+        if (!dump)
+            return reply(c, "SERVER_ERROR out of memory writing stats");
+        conn_out(c, dump, len);
+        free(dump);
+        return PROTO_NEXT_CMD;
+    }
+    return reply(c, "CLIENT_ERROR usage: stats detail on|off|dump");
+}
+
+/* stats cachedump <class> <limit> */
+static enum proto_next stats_cachedump(struct conn *c, struct token *t, int ntok)
+{
+    uint32_t id, limit;
+    if (!settings.dump_enabled)
+        return reply(c, "CLIENT_ERROR stats cachedump not allowed");
+    if (ntok < 4)
+        return reply(c, "CLIENT_ERROR bad command line");
+    if (!tok_u32(&t[2], &id) || !tok_u32(&t[3], &limit))
+        return reply(c, "CLIENT_ERROR bad command line format");
+    if (id >= MAX_SLAB_CLASSES)
+        return reply(c, "CLIENT_ERROR Illegal slab id");
+    storage_cachedump(id, limit, cachedump_line, c);
+    return out_end(c);
+}
+
+static enum proto_next cmd_stats(struct conn *c, struct token *t, int ntok, int arg)
+{
+    if (ntok == 1) {
+        stats_report_general(add_stat, c);
+        return out_end(c);
+    }
+    struct token *sub = &t[1];
+    if (tok_is(sub, "settings")) {
+        stats_report_settings(add_stat, c);
+    } else if (tok_is(sub, "items")) {
+        storage_report_items(add_stat, c);
+    } else if (tok_is(sub, "slabs")) {
+        struct thread_stats sum;
+        stats_aggregate(&sum);
+        storage_report_slabs(add_stat, c, &sum);
+    } else if (tok_is(sub, "sizes")) {
+        storage_report_sizes(add_stat, c);
+    } else if (tok_is(sub, "conns")) {
+        conn_report(add_stat, c);
+    } else if (tok_is(sub, "reset")) {
+        stats_reset();
+        conn_stats_reset();
+        stats_prefix_clear();
+        return reply(c, "RESET");
+    } else if (tok_is(sub, "detail")) {
+        return stats_detail(c, t, ntok);
+    } else if (tok_is(sub, "cachedump")) {
+        return stats_cachedump(c, t, ntok);
+    } else {
+        return reply(c, "ERROR");
+    }
+    return out_end(c);
+}
+
+/* ---- The command table ---- */
+
+typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct token *t, int ntok, int arg);
+typedef enum proto_next (*text_line_fn)(struct conn *c, char *rest, char *end, int arg);
+
+struct text_command {
+    const char *name;
+    uint8_t len;
+    int8_t min_tokens;      /* counts include the command name */
+    int8_t max_tokens;      /* 0: any */
+    int arg;
+    text_tokens_fn run;         /* gets the tokens, or */
+    text_line_fn run_line;      /* gets the raw rest of the line (retrieval) */
+};
+
+#define CMD(n, lo, hi, fn, a) {n, sizeof(n) - 1, lo, hi, a, fn, NULL}
+#define LINE_CMD(n, fn, a) {n, sizeof(n) - 1, 0, 0, a, NULL, fn}
+
+/* Most frequent first: the lookup is a scan. */
+static const struct text_command commands[] = {
+    LINE_CMD("get", cmd_get, 0),
+    CMD("set", 5, 6, cmd_store, STORE_OP_SET),
+    LINE_CMD("gets", cmd_get, TEXT_GET_CAS),
+    CMD("delete", 2, 4, cmd_delete, 0),
+    CMD("incr", 3, 4, cmd_arith, 1),
+    CMD("decr", 3, 4, cmd_arith, 0),
+    CMD("touch", 3, 4, cmd_touch, 0),
+    LINE_CMD("gat", cmd_get, TEXT_GET_TOUCH),
+    LINE_CMD("gats", cmd_get, TEXT_GET_TOUCH | TEXT_GET_CAS),
+    CMD("add", 5, 6, cmd_store, STORE_OP_ADD),
+    CMD("replace", 5, 6, cmd_store, STORE_OP_REPLACE),
+    CMD("append", 5, 6, cmd_store, STORE_OP_APPEND),
+    CMD("prepend", 5, 6, cmd_store, STORE_OP_PREPEND),
+    CMD("cas", 6, 7, cmd_store, STORE_OP_CAS),
+    CMD("stats", 1, 0, cmd_stats, 0),
+    CMD("flush_all", 1, 3, cmd_flush_all, 0),
+    CMD("version", 1, 0, cmd_version, 0),
+    CMD("quit", 1, 0, cmd_quit, 0),
+    CMD("verbosity", 2, 3, cmd_verbosity, 0),
+    CMD("cache_memlimit", 2, 3, cmd_cache_memlimit, 0),
+    CMD("slabs", 1, 0, cmd_slabs, 0),
+    CMD("lru_crawler", 1, 0, cmd_lru_crawler, 0),
+    CMD("shutdown", 1, 0, cmd_shutdown, 0),
+};
+
+static const struct text_command *lookup(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (commands[i].len == len && memcmp(commands[i].name, name, len) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Run one complete command line (without its line end). */
+static enum proto_next execute(struct conn *c, char *line, size_t len)
+{
+    char *end = line + len;
+    char *rest = line;
+    struct token tok[MAX_TOKENS];
+    c->text.noreply = false;
+    if (!next_token(&rest, end, &tok[0]))
+        return reply(c, "ERROR");
+    const struct text_command *cmd = lookup(tok[0].s, tok[0].len);
+    if (!cmd)
+        return reply(c, "ERROR");
+    if (cmd->run_line)
+        return cmd->run_line(c, rest, end, cmd->arg);
+    int ntok = 1 + tokenize(rest, end, tok + 1, MAX_TOKENS - 1);
+    if (ntok < cmd->min_tokens || (cmd->max_tokens && ntok > cmd->max_tokens))
+        return reply(c, "ERROR");
+    return cmd->run(c, tok, ntok, cmd->arg);
+}
+
+/* No "\n" yet: wait for more, unless the line is already longer than
+ * memcached allows (only a multi-get line may grow). */
+static enum proto_next incomplete_line(struct conn *c)
+{
+    if (c->rbytes <= LINE_WITHOUT_NEWLINE_MAX)
+        return PROTO_NEED_DATA;
+    const char *p = c->rcurr, *end = c->rcurr + c->rbytes;
+    while (p < end && *p == ' ')
+        p++;
+    bool get = (end - p >= 4 && memcmp(p, "get ", 4) == 0) ||
+               (end - p >= 5 && memcmp(p, "gets ", 5) == 0);
+    if (!get || p - c->rcurr > LEADING_SPACE_MAX) {
+        mc_log(1, "<%d command line of more than %d bytes without a newline; "
+                  "closing connection", c->fd, LINE_WITHOUT_NEWLINE_MAX);
+        return PROTO_CLOSE_NOW;
+    }
+    return PROTO_NEED_DATA;
+}
+
+enum proto_next proto_text_process(struct conn *c)
+{
+    if (c->text.keys)
+        return get_continue(c);
+    char *line = c->rcurr;
+    char *nl = memchr(line, '\n', c->rbytes);
+    if (!nl)
+        return incomplete_line(c);
+    size_t len = (size_t)(nl - line);
+    conn_consume(c, len + 1);
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
+    if (settings.verbose >= 2)
+        mc_logf("<%d %.*s", c->fd, (int)len, line);
+    return execute(c, line, len);
+}
+
+void proto_text_abort(struct conn *c)
+{
+    if (c->text.it) {
+        item_release(c->text.it);
+        c->text.it = NULL;
+    }
+    c->text.keys = c->text.keys_end = NULL;
+}

@@ -1,0 +1,65 @@
+/*
+ * proto_text.h - memcached's text ("ascii") protocol: parsing command lines
+ * and answering them with memcached's exact response and error lines.
+ *
+ * The connection layer (conn.c) owns the socket and the buffers; it hands
+ * this module the unprocessed input and acts on the proto_next it gets
+ * back.  Everything a command must remember across events (the item a set
+ * is reading its value into, the rest of a multi-get's key list) lives in
+ * struct proto_text_state, embedded in the connection, so the parser never
+ * allocates.
+ */
+#ifndef PROTO_TEXT_H
+#define PROTO_TEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "items.h"
+#include "storage.h"
+
+struct conn;
+
+/* What a protocol handler asks its connection to do next.  Shared by every
+ * protocol the connection layer dispatches to. */
+enum proto_next {
+    PROTO_NEXT_CMD = 1,     /* a command is complete: go on with the next */
+    PROTO_NEED_DATA,        /* no complete command buffered: read more */
+    PROTO_NREAD,            /* conn_expect_value() was called */
+    PROTO_SWALLOW,          /* conn_swallow_value() was called */
+    PROTO_SUSPEND,          /* output bound reached mid-command: write it
+                             * out, then call the protocol again, which
+                             * resumes where it stopped */
+    PROTO_CLOSE,            /* write what is queued, then close */
+    PROTO_CLOSE_NOW,        /* close without writing (protocol error) */
+};
+
+/* Per-connection text protocol state that outlives one event. */
+struct proto_text_state {
+    /* A storage command waiting for its value: the item being filled. */
+    item *it;
+    enum store_op op;
+    uint64_t cas_in;
+    /* A retrieval command paused by PROTO_SUSPEND: the keys not answered
+     * yet are [keys, keys_end), inside the connection's read buffer. */
+    char *keys;
+    char *keys_end;
+    rel_time_t exptime;     /* gat/gats: the new expiry */
+    uint8_t get_flags;      /* TEXT_GET_* of the paused command */
+    /* The current command said "noreply": its reply lines are dropped. */
+    bool noreply;
+};
+
+/* Process the command at the start of the connection's unprocessed input
+ * (or resume a paused one).  Consumes the bytes it used. */
+enum proto_next proto_text_process(struct conn *c);
+
+/* The value announced by a storage command has been read in full (after
+ * PROTO_NREAD): check its terminator, store it, queue the answer. */
+enum proto_next proto_text_value_read(struct conn *c);
+
+/* The connection is going away with a command in progress: drop every
+ * reference that command holds. */
+void proto_text_abort(struct conn *c);
+
+#endif /* PROTO_TEXT_H */
