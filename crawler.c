@@ -258,6 +258,13 @@ uint64_t crawler_starts(void)
     return n;
 }
 
+void crawler_stats_reset(void)
+{
+    pthread_mutex_lock(&crawler.lock);
+    crawler.starts = 0;
+    pthread_mutex_unlock(&crawler.lock);
+}
+
 /* ---- metadump ---- */
 
 struct metadump {

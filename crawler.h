@@ -33,7 +33,8 @@ int crawler_metadump(const char *classes, line_fn line, void *ctx);
  * stop (always true) the crawler thread; keeps settings.lru_crawler. */
 bool crawler_enable(bool on);
 
-/* Crawls started since start-up. */
+/* Crawls started since start-up or the last crawler_stats_reset(). */
 uint64_t crawler_starts(void);
+void crawler_stats_reset(void);
 
 #endif /* CRAWLER_H */

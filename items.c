@@ -74,12 +74,8 @@
 #define CACHEDUMP_MAX_BYTES (2 * 1024 * 1024)
 #define SIZES_BUCKET 32
 
-struct lru {
-    pthread_mutex_t lock;
-    item *head;
-    item *tail;
-    uint64_t number;
-    uint64_t bytes;
+/* What "stats reset" zeroes in an LRU. */
+struct lru_counters {
     uint64_t evicted;
     uint64_t evicted_nonzero;
     rel_time_t evicted_time;
@@ -92,6 +88,15 @@ struct lru {
     uint64_t crawler_items_checked;
     uint64_t lrutail_reflocked;
     uint64_t direct_reclaims;
+};
+
+struct lru {
+    pthread_mutex_t lock;
+    item *head;
+    item *tail;
+    uint64_t number;
+    uint64_t bytes;
+    struct lru_counters c;
 };
 
 static struct lru lrus[MAX_SLAB_CLASSES];
@@ -331,19 +336,19 @@ static void count_removal(struct lru *l, const item *it, bool dead)
 {
     uint8_t f = item_flags(it);
     if (dead) {
-        l->reclaimed++;
+        l->c.reclaimed++;
         if (!(f & ITEM_FETCHED))
-            l->expired_unfetched++;
+            l->c.expired_unfetched++;
         return;
     }
-    l->evicted++;
-    l->evicted_time = current_time - it->time;
+    l->c.evicted++;
+    l->c.evicted_time = current_time - it->time;
     if (it->exptime != 0)
-        l->evicted_nonzero++;
+        l->c.evicted_nonzero++;
     if (!(f & ITEM_FETCHED))
-        l->evicted_unfetched++;
+        l->c.evicted_unfetched++;
     if (f & ITEM_ACTIVE)
-        l->evicted_active++;
+        l->c.evicted_active++;
 }
 
 /* What lru_take() did with an LRU item. */
@@ -360,7 +365,7 @@ static enum take_result lru_take(struct lru *l, item *it, bool only_dead)
         return TAKE_NONE;
     enum take_result r = TAKE_NONE;
     if (__atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) != 1) {
-        l->lrutail_reflocked++;
+        l->c.lrutail_reflocked++;
     } else {
         bool dead = item_liveness(it) != ITEM_STATE_LIVE;
         if (dead || !only_dead) {
@@ -385,7 +390,7 @@ static item *lru_pull_tail(unsigned id, bool evict)
     enum take_result r = TAKE_NONE;
     int second_chances = 0;
     pthread_mutex_lock(&l->lock);
-    l->direct_reclaims++;
+    l->c.direct_reclaims++;
     for (int pass = 0; pass < (evict ? 2 : 1) && got == NULL; pass++) {
         int seen = 0;
         item *prev;
@@ -463,7 +468,7 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
     if (it == NULL) {
         struct lru *l = &lrus[id];
         pthread_mutex_lock(&l->lock);
-        l->outofmemory++;
+        l->c.outofmemory++;
         pthread_mutex_unlock(&l->lock);
         return NULL;
     }
@@ -610,12 +615,12 @@ static void crawl_check(struct lru *l, item *x)
     uint32_t hv = hash_key(ITEM_key(x), x->nkey);
     if (!item_trylock(hv))
         return;
-    l->crawler_items_checked++;
+    l->c.crawler_items_checked++;
     if (item_liveness(x) != ITEM_STATE_LIVE) {
         unlink_locked(l, x, hv);
-        l->crawler_reclaimed++;
+        l->c.crawler_reclaimed++;
         if (!(item_flags(x) & ITEM_FETCHED))
-            l->expired_unfetched++;
+            l->c.expired_unfetched++;
         item_release(x);
     }
     item_unlock(hv);
@@ -699,18 +704,18 @@ void items_lru_stats(unsigned id, struct items_lru_stats *out)
         .number = l->number,
         .bytes = l->bytes,
         .tail_time = tail != NULL ? tail->time : 0,
-        .evicted = l->evicted,
-        .evicted_nonzero = l->evicted_nonzero,
-        .evicted_time = l->evicted_time,
-        .outofmemory = l->outofmemory,
-        .reclaimed = l->reclaimed,
-        .expired_unfetched = l->expired_unfetched,
-        .evicted_unfetched = l->evicted_unfetched,
-        .evicted_active = l->evicted_active,
-        .crawler_reclaimed = l->crawler_reclaimed,
-        .crawler_items_checked = l->crawler_items_checked,
-        .lrutail_reflocked = l->lrutail_reflocked,
-        .direct_reclaims = l->direct_reclaims,
+        .evicted = l->c.evicted,
+        .evicted_nonzero = l->c.evicted_nonzero,
+        .evicted_time = l->c.evicted_time,
+        .outofmemory = l->c.outofmemory,
+        .reclaimed = l->c.reclaimed,
+        .expired_unfetched = l->c.expired_unfetched,
+        .evicted_unfetched = l->c.evicted_unfetched,
+        .evicted_active = l->c.evicted_active,
+        .crawler_reclaimed = l->c.crawler_reclaimed,
+        .crawler_items_checked = l->c.crawler_items_checked,
+        .lrutail_reflocked = l->c.lrutail_reflocked,
+        .direct_reclaims = l->c.direct_reclaims,
     };
     pthread_mutex_unlock(&l->lock);
 }
@@ -718,6 +723,16 @@ void items_lru_stats(unsigned id, struct items_lru_stats *out)
 uint64_t items_total_linked(void)
 {
     return __atomic_load_n(&total_items, __ATOMIC_RELAXED);
+}
+
+void items_stats_reset(void)
+{
+    __atomic_store_n(&total_items, 0, __ATOMIC_RELAXED);
+    for (unsigned id = 0; id < MAX_SLAB_CLASSES; id++) {
+        pthread_mutex_lock(&lrus[id].lock);
+        memset(&lrus[id].c, 0, sizeof(lrus[id].c));
+        pthread_mutex_unlock(&lrus[id].lock);
+    }
 }
 
 unsigned items_cachedump(unsigned id, unsigned limit,

@@ -203,8 +203,11 @@ struct items_lru_stats {
 };
 void items_lru_stats(unsigned id, struct items_lru_stats *out);
 
-/* Items linked since start-up. */
+/* Items linked since start-up (or the last items_stats_reset()). */
 uint64_t items_total_linked(void);
+
+/* Zero total_items and every LRU's counters (not number and bytes). */
+void items_stats_reset(void);
 
 /* "stats cachedump": up to limit (0 = all, within 2 MB of text) lines
  * "ITEM <key> [<bytes> b; <exptime> s]\r\n" of LRU id, newest first, each

@@ -362,6 +362,13 @@ void slabs_get_totals(struct slabs_totals *out)
     pthread_mutex_unlock(&mover.lock);
 }
 
+void slabs_stats_reset(void)
+{
+    pthread_mutex_lock(&mover.lock);
+    mover.moved = 0;
+    pthread_mutex_unlock(&mover.lock);
+}
+
 /* ---- The page mover ---- */
 
 /* Pages of class id (0 = the pool) that could be given away. */

@@ -70,6 +70,9 @@ struct slabs_totals {
 };
 void slabs_get_totals(struct slabs_totals *out);
 
+/* "stats reset": pages_moved starts again from 0. */
+void slabs_stats_reset(void);
+
 /* "slabs reassign src dst": queue one page move (src -1 = any class with
  * a spare page; 0 = the global pool).  The move itself runs in the slab
  * maintenance thread. */

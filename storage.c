@@ -562,6 +562,13 @@ void storage_get_totals(struct storage_totals *out)
     out->hash_is_expanding = as.is_expanding;
 }
 
+void storage_stats_reset(void)
+{
+    items_stats_reset();
+    slabs_stats_reset();
+    crawler_stats_reset();
+}
+
 /* "<id>:<name>" or "items:<id>:<name>" stat with a number. */
 static void add_class_stat(add_stat_fn add, void *ctx, const char *prefix,
                            unsigned id, const char *name, uint64_t value)

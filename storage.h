@@ -177,6 +177,11 @@ struct storage_totals {
 };
 void storage_get_totals(struct storage_totals *out);
 
+/* "stats reset": zero the engine's counters (total_items, evictions,
+ * reclaimed, the per-class counters of "stats items", slabs_moved,
+ * lru_crawler_starts...); gauges such as curr_items and bytes stay. */
+void storage_stats_reset(void);
+
 /* "stats slabs", "stats items", "stats sizes": every line of the report,
  * in memcached's names and order, through add (see stats.h).  cmd_counters
  * is the aggregate of all threads, for the per-class hit counters. */

@@ -995,6 +995,12 @@ static void test_reports(void)
               t.total_malloced == 1024 * 1024 && t.hash_power_level == 16,
           "totals");
 
+    storage_stats_reset();
+    t = totals();
+    check(t.total_items == 0 && t.curr_items == 2 && t.bytes > 0 &&
+              item_stat(1, "number") == 2,
+          "storage_stats_reset zeroes counters, keeps gauges");
+
     settings.track_sizes = false;
     memset(&r, 0, sizeof(r));
     storage_report_sizes(report_add, &r);
