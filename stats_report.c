@@ -35,11 +35,18 @@
 #include "memcached.h"
 #include "storage.h"
 
+/* The settings that change at run time are read with relaxed atomic loads
+ * (memcached.h: each is written with one aligned store). */
+#define LIVE(field) __atomic_load_n(&settings.field, __ATOMIC_RELAXED)
+
 /* ---- "stats" ---- */
 
+/* One numeric line of the general report; memcached leaves out the lines
+ * of features that are turned off, and so does `shown`. */
 struct stat_u64 {
     const char *name;
     uint64_t value;
+    bool shown;
 };
 
 void stats_report_general(add_stat_fn add, void *ctx)
@@ -81,94 +88,99 @@ void stats_report_general(add_stat_fn add, void *ctx)
     stats_addf(add, ctx, "rusage_system", "%ld.%06ld", (long)ru.ru_stime.tv_sec,
                (long)ru.ru_stime.tv_usec);
 
+    const bool reassign = settings.slab_reassign;
+    const bool crawler = LIVE(lru_crawler);
+    const bool maintainer = settings.lru_maintainer_thread;
     const struct stat_u64 lines[] = {
-        {"max_connections", (uint64_t)settings.maxconns},
-        {"curr_connections", ct.curr_connections},
-        {"total_connections", ct.total_connections},
-        {"rejected_connections", ct.rejected_connections},
-        {"connection_structures", ct.connection_structures},
-        {"response_obj_oom", ts.response_obj_oom},
-        {"response_obj_count", ct.response_obj_count},
-        {"response_obj_bytes", ct.response_obj_bytes},
-        {"read_buf_count", ct.read_buf_count},
-        {"read_buf_bytes", ct.read_buf_bytes},
-        {"read_buf_bytes_free", ct.read_buf_bytes_free},
-        {"read_buf_oom", ts.read_buf_oom},
-        {"reserved_fds", ct.reserved_fds},
-        {"cmd_get", ts.get_cmds},
-        {"cmd_set", sc.cmd_set},
-        {"cmd_flush", ts.flush_cmds},
-        {"cmd_touch", ts.touch_cmds},
-        {"cmd_meta", ts.meta_cmds},
-        {"get_hits", sc.get_hits},
-        {"get_misses", ts.get_misses},
-        {"get_expired", ts.get_expired},
-        {"get_flushed", ts.get_flushed},
-        {"delete_misses", ts.delete_misses},
-        {"delete_hits", sc.delete_hits},
-        {"incr_misses", ts.incr_misses},
-        {"incr_hits", sc.incr_hits},
-        {"decr_misses", ts.decr_misses},
-        {"decr_hits", sc.decr_hits},
-        {"cas_misses", ts.cas_misses},
-        {"cas_hits", sc.cas_hits},
-        {"cas_badval", sc.cas_badval},
-        {"touch_hits", sc.touch_hits},
-        {"touch_misses", ts.touch_misses},
-        {"store_too_large", ts.store_too_large},
-        {"store_no_memory", ts.store_no_memory},
-        {"auth_cmds", ts.auth_cmds},
-        {"auth_errors", ts.auth_errors},
-        {"bytes_read", ts.bytes_read},
-        {"bytes_written", ts.bytes_written},
-        {"limit_maxbytes", (uint64_t)__atomic_load_n(&settings.maxbytes, __ATOMIC_RELAXED)},
-        {"accepting_conns", ct.accepting_conns},
-        {"listen_disabled_num", ct.listen_disabled_num},
-        {"time_in_listen_disabled_us", ct.time_in_listen_disabled_us},
-        {"threads", (uint64_t)settings.num_threads},
-        {"conn_yields", ts.conn_yields},
-        {"hash_power_level", st.hash_power_level},
-        {"hash_bytes", st.hash_bytes},
-        {"hash_is_expanding", st.hash_is_expanding},
-        {"slab_reassign_rescues", 0},
-        {"slab_reassign_chunk_rescues", 0},
-        {"slab_reassign_evictions_nomem", 0},
-        {"slab_reassign_inline_reclaim", 0},
-        {"slab_reassign_busy_items", 0},
-        {"slab_reassign_busy_deletes", 0},
-        {"slab_reassign_running", st.slab_reassign_running},
-        {"slabs_moved", st.slabs_moved},
-        {"lru_crawler_running", 0},
-        {"lru_crawler_starts", st.lru_crawler_starts},
-        {"lru_maintainer_juggles", 0},
-        {"malloc_fails", 0},
-        {"log_worker_dropped", 0},
-        {"log_worker_written", 0},
-        {"log_watcher_skipped", 0},
-        {"log_watcher_sent", 0},
-        {"log_watchers", 0},
-        {"unexpected_napi_ids", 0},
-        {"round_robin_fallback", 0},
-        {"bytes", st.bytes},
-        {"curr_items", st.curr_items},
-        {"total_items", st.total_items},
-        {"slab_global_page_pool", st.slab_global_page_pool},
-        {"expired_unfetched", st.expired_unfetched},
-        {"evicted_unfetched", st.evicted_unfetched},
-        {"evicted_active", st.evicted_active},
-        {"evictions", st.evictions},
-        {"reclaimed", st.reclaimed},
-        {"crawler_reclaimed", st.crawler_reclaimed},
-        {"crawler_items_checked", st.crawler_items_checked},
-        {"lrutail_reflocked", st.lrutail_reflocked},
-        {"moves_to_cold", 0},
-        {"moves_to_warm", 0},
-        {"moves_within_lru", 0},
-        {"direct_reclaims", st.direct_reclaims},
-        {"lru_bumps_dropped", 0},
+        {"max_connections", (uint64_t)settings.maxconns, true},
+        {"curr_connections", ct.curr_connections, true},
+        {"total_connections", ct.total_connections, true},
+        {"rejected_connections", ct.rejected_connections, settings.maxconns_fast},
+        {"connection_structures", ct.connection_structures, true},
+        {"response_obj_oom", ts.response_obj_oom, true},
+        {"response_obj_count", ct.response_obj_count, true},
+        {"response_obj_bytes", ct.response_obj_bytes, true},
+        {"read_buf_count", ct.read_buf_count, true},
+        {"read_buf_bytes", ct.read_buf_bytes, true},
+        {"read_buf_bytes_free", ct.read_buf_bytes_free, true},
+        {"read_buf_oom", ts.read_buf_oom, true},
+        {"reserved_fds", ct.reserved_fds, true},
+        {"cmd_get", ts.get_cmds, true},
+        {"cmd_set", sc.cmd_set, true},
+        {"cmd_flush", ts.flush_cmds, true},
+        {"cmd_touch", ts.touch_cmds, true},
+        {"cmd_meta", ts.meta_cmds, true},
+        {"get_hits", sc.get_hits, true},
+        {"get_misses", ts.get_misses, true},
+        {"get_expired", ts.get_expired, true},
+        {"get_flushed", ts.get_flushed, true},
+        {"delete_misses", ts.delete_misses, true},
+        {"delete_hits", sc.delete_hits, true},
+        {"incr_misses", ts.incr_misses, true},
+        {"incr_hits", sc.incr_hits, true},
+        {"decr_misses", ts.decr_misses, true},
+        {"decr_hits", sc.decr_hits, true},
+        {"cas_misses", ts.cas_misses, true},
+        {"cas_hits", sc.cas_hits, true},
+        {"cas_badval", sc.cas_badval, true},
+        {"touch_hits", sc.touch_hits, true},
+        {"touch_misses", ts.touch_misses, true},
+        {"store_too_large", ts.store_too_large, true},
+        {"store_no_memory", ts.store_no_memory, true},
+        {"auth_cmds", ts.auth_cmds, true},
+        {"auth_errors", ts.auth_errors, true},
+        {"idle_kicks", ts.idle_kicks, settings.idle_timeout != 0},
+        {"bytes_read", ts.bytes_read, true},
+        {"bytes_written", ts.bytes_written, true},
+        {"limit_maxbytes", LIVE(maxbytes), true},
+        {"accepting_conns", ct.accepting_conns, true},
+        {"listen_disabled_num", ct.listen_disabled_num, true},
+        {"time_in_listen_disabled_us", ct.time_in_listen_disabled_us, true},
+        {"threads", (uint64_t)settings.num_threads, true},
+        {"conn_yields", ts.conn_yields, true},
+        {"hash_power_level", st.hash_power_level, true},
+        {"hash_bytes", st.hash_bytes, true},
+        {"hash_is_expanding", st.hash_is_expanding, true},
+        {"slab_reassign_rescues", 0, reassign},
+        {"slab_reassign_chunk_rescues", 0, reassign},
+        {"slab_reassign_evictions_nomem", 0, reassign},
+        {"slab_reassign_inline_reclaim", 0, reassign},
+        {"slab_reassign_busy_items", 0, reassign},
+        {"slab_reassign_busy_deletes", 0, reassign},
+        {"slab_reassign_running", st.slab_reassign_running, reassign},
+        {"slabs_moved", st.slabs_moved, reassign},
+        {"lru_crawler_running", 0, crawler},
+        {"lru_crawler_starts", st.lru_crawler_starts, crawler},
+        {"lru_maintainer_juggles", 0, maintainer},
+        {"malloc_fails", 0, true},
+        {"log_worker_dropped", 0, true},
+        {"log_worker_written", 0, true},
+        {"log_watcher_skipped", 0, true},
+        {"log_watcher_sent", 0, true},
+        {"log_watchers", 0, true},
+        {"unexpected_napi_ids", 0, true},
+        {"round_robin_fallback", 0, true},
+        {"bytes", st.bytes, true},
+        {"curr_items", st.curr_items, true},
+        {"total_items", st.total_items, true},
+        {"slab_global_page_pool", st.slab_global_page_pool, true},
+        {"expired_unfetched", st.expired_unfetched, true},
+        {"evicted_unfetched", st.evicted_unfetched, true},
+        {"evicted_active", st.evicted_active, maintainer},
+        {"evictions", st.evictions, true},
+        {"reclaimed", st.reclaimed, true},
+        {"crawler_reclaimed", st.crawler_reclaimed, true},
+        {"crawler_items_checked", st.crawler_items_checked, true},
+        {"lrutail_reflocked", st.lrutail_reflocked, true},
+        {"moves_to_cold", 0, maintainer},
+        {"moves_to_warm", 0, maintainer},
+        {"moves_within_lru", 0, maintainer},
+        {"direct_reclaims", st.direct_reclaims, maintainer},
+        {"lru_bumps_dropped", 0, maintainer},
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-        stats_addf(add, ctx, lines[i].name, "%llu", (unsigned long long)lines[i].value);
+        if (lines[i].shown)
+            stats_addf(add, ctx, lines[i].name, "%llu", (unsigned long long)lines[i].value);
 }
 
 /* ---- "stats settings" ---- */
@@ -208,10 +220,6 @@ static const char *hash_name(enum hash_algorithm h)
     }
     return "murmur3";
 }
-
-/* The fields that change at run time are read with relaxed atomic loads
- * (memcached.h: each is written with one aligned store). */
-#define LIVE(field) __atomic_load_n(&settings.field, __ATOMIC_RELAXED)
 
 void stats_report_settings(add_stat_fn add, void *ctx)
 {
