@@ -129,6 +129,10 @@ struct settings {
     char *repl_peer;            /* -x host[:port], NULL = no replication */
     int repl_port;              /* -X, default 11212 */
     int repl_queue_max;         /* -q: bound on pending entries */
+    uint32_t repl_tombstone_ttl;/* -o repl_tombstone_ttl: seconds a delete's
+                                 * tombstone is kept (default 3600) */
+    int repl_drain_timeout;     /* -o repl_drain_timeout: seconds shutdown
+                                 * waits for the peer's acks (default 10) */
 };
 
 extern struct settings settings;

@@ -56,6 +56,9 @@ struct settings settings;
  * section 5): a million entries, the byte bound does the rest. */
 #define REPL_QUEUE_MAX_DEFAULT 1000000
 #define REPL_PORT_DEFAULT 11212
+/* doc/replication.md sections 5 and 6. */
+#define REPL_TOMBSTONE_TTL_DEFAULT 3600
+#define REPL_DRAIN_TIMEOUT_DEFAULT 10
 
 /* memcached warns above this many worker threads. */
 #define THREADS_WARN 64
@@ -127,6 +130,8 @@ void options_defaults(void)
     settings.repl_peer = NULL;
     settings.repl_port = REPL_PORT_DEFAULT;
     settings.repl_queue_max = REPL_QUEUE_MAX_DEFAULT;
+    settings.repl_tombstone_ttl = REPL_TOMBSTONE_TTL_DEFAULT;
+    settings.repl_drain_timeout = REPL_DRAIN_TIMEOUT_DEFAULT;
 }
 
 /* ---- Errors and -v notes ---- */
@@ -401,6 +406,15 @@ static const struct sub_option sub_options[] = {
     {.name = "ext_max_frag", .kind = SUB_DOUBLE, .min = 0, .max = 1,
      .expect = "a number from 0 to 1", .ignored = NOEXT},
     {.name = "ext_drop_unread", .kind = SUB_ON, .ignored = NOEXT},
+    {.name = "repl_tombstone_ttl", .kind = SUB_U32, .field = &settings.repl_tombstone_ttl,
+     .min = 1, .max = REALTIME_MAXDELTA, .expect = "seconds, from 1 to 2592000",
+     .arg = "<sec>",
+     .help = "replication: how long a deleted key's tombstone is kept, so that an "
+             "older copy from the peer cannot bring the key back (default: 3600)"},
+    {.name = "repl_drain_timeout", .kind = SUB_INT, .field = &settings.repl_drain_timeout,
+     .min = 0, .max = 3600, .expect = "seconds, from 0 to 3600", .arg = "<sec>",
+     .help = "replication: at shutdown, wait this long without progress for the peer "
+             "to acknowledge what was sent (default: 10)"},
 };
 
 #define N_SUB_OPTIONS (sizeof(sub_options) / sizeof(sub_options[0]))

@@ -296,6 +296,8 @@ void stats_report_settings(add_stat_fn add, void *ctx)
     stats_addf(add, ctx, "repl_peer", "%s", or_null(settings.repl_peer));
     stats_addf(add, ctx, "repl_port", "%d", settings.repl_port);
     stats_addf(add, ctx, "repl_queue_max", "%d", settings.repl_queue_max);
+    stats_addf(add, ctx, "repl_tombstone_ttl", "%u", settings.repl_tombstone_ttl);
+    stats_addf(add, ctx, "repl_drain_timeout", "%d", settings.repl_drain_timeout);
 }
 
 /* ---- Per-prefix counters ---- */

@@ -136,7 +136,9 @@ my @bad = (
 if ($ours) {
     push @bad, [['-x', ''], 0], [['-x', 'host:0'], 0], [['-x', 'host:abc'], 0],
                [['-X', '0'], 0], [['-X', '70000'], 0], [['-q', '0'], 0], [['-q', 'abc'], 0],
-               [['-Y', '/dev/null'], 0];
+               [['-Y', '/dev/null'], 0], [['-o', 'repl_tombstone_ttl=0'], 0],
+               [['-o', 'repl_tombstone_ttl=abc'], 0], [['-o', 'repl_drain_timeout=-1'], 0],
+               [['-o', 'repl_drain_timeout'], 0];
 }
 
 for my $case (@bad) {
@@ -181,7 +183,10 @@ my @good = (
     ['-o hot_lru_pct=30,warm_lru_pct=50,hot_max_factor=0.5,slab_automove=2',
      {hot_lru_pct => 30, warm_lru_pct => 50, hot_max_factor => '0.50', slab_automove => 2}],
     ['-o modern,ext_path=/nonexistent:1G,sock_cookie_id=3 -W -N 2', {}, 'ours'],
-    ['-X 11299 -q 500', {repl_port => 11299, repl_queue_max => 500}, 'ours'],
+    ['-X 11299 -q 500', {repl_port => 11299, repl_queue_max => 500, repl_tombstone_ttl => 3600,
+                          repl_drain_timeout => 10}, 'ours'],
+    ['-o repl_tombstone_ttl=60,repl_drain_timeout=0',
+     {repl_tombstone_ttl => 60, repl_drain_timeout => 0}, 'ours'],
 );
 
 for my $case (@good) {
