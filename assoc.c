@@ -23,12 +23,18 @@
  * expand_bucket passes b only under the same lock.  Requests never wait
  * for more than one bucket's move.
  *
- * walk_lock freezes the tables for assoc_walk() (metadump by hash): the
- * expansion thread takes it around every step, walkers for a whole walk;
- * request threads never take it.  expand_lock only guards the wake-up.
- * Order: walk_lock -> item locks -> (items.c's locks); an insert holding an
- * item lock may take expand_lock, which the expansion thread never holds
- * while taking item locks.
+ * walk_lock (a read-write lock) freezes the tables for assoc_walk()
+ * (metadump by hash): walkers hold it shared for a whole walk, so several
+ * can run at once; the expansion thread takes it exclusively around each
+ * step (one bucket, or a table switch), so a walker waits for at most one
+ * step and expansion simply pauses while walks run.  Request threads never
+ * take it.  A walker holds a bucket's item lock only while it takes
+ * references to that bucket's items, and calls back without any item
+ * lock, so a callback that blocks (writing to a slow client) stalls
+ * nobody.  expand_lock only guards the wake-up.  Order: walk_lock -> item
+ * locks -> (items.c's locks); an insert holding an item lock may take
+ * expand_lock, which the expansion thread never holds while taking item
+ * locks.
  */
 #include "assoc.h"
 
@@ -50,7 +56,7 @@ static bool expanding;              /* changed under lock_all */
 static uint64_t expand_bucket;      /* next old bucket to move (atomic) */
 static uint64_t nitems;             /* atomic */
 
-static pthread_mutex_t walk_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t expand_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t expand_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t expand_tid;
@@ -179,7 +185,7 @@ static void expand_table(void)
     }
     mc_log(2, "Hash table expansion starting");
 
-    pthread_mutex_lock(&walk_lock);
+    pthread_rwlock_wrlock(&walk_lock);
     item_lock_all();
     old_table = primary;
     primary = bigger;
@@ -187,26 +193,26 @@ static void expand_table(void)
     __atomic_store_n(&expand_bucket, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&expanding, true, __ATOMIC_RELAXED);
     item_unlock_all();
-    pthread_mutex_unlock(&walk_lock);
+    pthread_rwlock_unlock(&walk_lock);
 
     for (uint64_t b = 0; b < BUCKETS(power - 1); b++) {
         if (__atomic_load_n(&expander_stop, __ATOMIC_RELAXED))
             return; /* the process is exiting */
-        pthread_mutex_lock(&walk_lock);
+        pthread_rwlock_wrlock(&walk_lock);
         item_lock((uint32_t)b);
         move_bucket(b);
         __atomic_store_n(&expand_bucket, b + 1, __ATOMIC_RELAXED);
         item_unlock((uint32_t)b);
-        pthread_mutex_unlock(&walk_lock);
+        pthread_rwlock_unlock(&walk_lock);
     }
 
-    pthread_mutex_lock(&walk_lock);
+    pthread_rwlock_wrlock(&walk_lock);
     item_lock_all();
     item **done = old_table;
     old_table = NULL;
     __atomic_store_n(&expanding, false, __ATOMIC_RELAXED);
     item_unlock_all();
-    pthread_mutex_unlock(&walk_lock);
+    pthread_rwlock_unlock(&walk_lock);
     free(done);
     mc_log(2, "Hash table expansion done");
 }
@@ -256,27 +262,58 @@ void assoc_stop_expander(void)
     __atomic_store_n(&expand_requested, false, __ATOMIC_RELAXED);
 }
 
-/* Call fn on every item of one chain, under the bucket's item lock. */
-static void walk_chain(item **table, uint64_t b, void (*fn)(item *, void *),
-                       void *ctx)
+/* References to the items of one bucket, taken under its item lock. */
+struct walk_batch {
+    item **items;
+    size_t n;
+    size_t cap;
+};
+
+/* Call fn on every item of chain b of table, each with a reference held
+ * and no item lock.  False when out of memory. */
+static bool walk_chain(item **table, uint64_t b, struct walk_batch *wb,
+                       void (*fn)(item *, void *), void *ctx)
 {
+    bool ok = true;
+    wb->n = 0;
     item_lock((uint32_t)b);
-    for (item *it = table[b]; it != NULL; it = it->h_next)
-        fn(it, ctx);
+    for (item *it = table[b]; it != NULL; it = it->h_next) {
+        if (wb->n == wb->cap) {
+            size_t cap = wb->cap ? wb->cap * 2 : 16;
+            item **grown = realloc(wb->items, cap * sizeof(item *));
+            if (grown == NULL) {
+                ok = false;
+                break;
+            }
+            wb->items = grown;
+            wb->cap = cap;
+        }
+        item_ref(it);
+        wb->items[wb->n++] = it;
+    }
     item_unlock((uint32_t)b);
+    for (size_t i = 0; i < wb->n; i++) {
+        fn(wb->items[i], ctx);
+        item_release(wb->items[i]);
+    }
+    return ok;
 }
 
-void assoc_walk(void (*fn)(item *it, void *ctx), void *ctx)
+bool assoc_walk(void (*fn)(item *it, void *ctx), void *ctx)
 {
-    pthread_mutex_lock(&walk_lock);
-    for (uint64_t b = 0; b < BUCKETS(hashpower); b++)
-        walk_chain(primary, b, fn, ctx);
+    struct walk_batch wb = {0};
+    bool ok = true;
+    pthread_rwlock_rdlock(&walk_lock);
+    for (uint64_t b = 0; ok && b < BUCKETS(hashpower); b++)
+        ok = walk_chain(primary, b, &wb, fn, ctx);
     if (expanding) {
         for (uint64_t b = __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED);
-             b < BUCKETS(hashpower - 1); b++)
-            walk_chain(old_table, b, fn, ctx);
+             ok && b < BUCKETS(hashpower - 1); b++)
+            ok = walk_chain(old_table, b, &wb, fn, ctx);
     }
-    pthread_mutex_unlock(&walk_lock);
+    pthread_rwlock_unlock(&walk_lock);
+    free(wb.items);
+    return ok;
 }
 
 void assoc_get_stats(struct assoc_stats *out)

@@ -33,10 +33,10 @@ void assoc_replace(item *old_it, item *new_it, uint32_t hv);
 bool assoc_start_expander(void);
 void assoc_stop_expander(void);
 
-/* Call fn on every item in the table, one bucket at a time under that
- * bucket's item lock; expansion pauses meanwhile.  fn must not call into
- * the engine. */
-void assoc_walk(void (*fn)(item *it, void *ctx), void *ctx);
+/* Call fn on every item in the table, with a reference to it held and no
+ * item lock (fn may block); expansion pauses meanwhile.  References are
+ * taken one bucket at a time.  False when out of memory part-way. */
+bool assoc_walk(void (*fn)(item *it, void *ctx), void *ctx);
 
 struct assoc_stats {
     unsigned hash_power_level;

@@ -23,7 +23,8 @@
  * largest class also crawls (or dumps) them.
  *
  * Metadump does not need the thread: it walks the hash table in the
- * caller's thread, one bucket under its item lock at a time.
+ * caller's thread (assoc_walk), formatting each item with a reference held
+ * and no lock, so writing the dump to a slow client blocks nobody else.
  *
  * Locking: crawler.lock guards the request, busy flag and thread state;
  * it is never held while calling into items.c.
@@ -294,7 +295,8 @@ static size_t url_encode(char *out, const char *in, size_t n)
     return o;
 }
 
-/* assoc_walk() callback: one line for a live item of a wanted class. */
+/* assoc_walk() callback (a reference held, so the item can't change):
+ * one line for a live item of a wanted class. */
 static void metadump_item(item *it, void *arg)
 {
     struct metadump *d = arg;
@@ -327,6 +329,7 @@ int crawler_metadump(const char *classes, line_fn line, void *ctx)
         d.mask = all_lrus();
     else if (!parse_classes(classes, &d.mask))
         return -1;
-    assoc_walk(metadump_item, &d);
+    if (!assoc_walk(metadump_item, &d))
+        mc_logf("Out of memory during a metadump: the dump is incomplete");
     return 0;
 }

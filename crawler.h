@@ -25,8 +25,8 @@ int crawler_crawl(const char *classes);
 
 /* One line per live item of the listed classes ("all", "hash" or a comma
  * list), each with its trailing "\n", through line(); -1 on a bad list.
- * Runs in the caller's thread, walking the hash table a bucket at a time;
- * line() is called under an item lock and must not call into the engine. */
+ * Runs in the caller's thread, walking the hash table; line() is called
+ * with no engine lock held and may block. */
 int crawler_metadump(const char *classes, line_fn line, void *ctx);
 
 /* Start (true unless already running or the thread can't be created) or

@@ -739,25 +739,43 @@ unsigned items_cachedump(unsigned id, unsigned limit,
                          void (*line)(const char *line, size_t len, void *ctx),
                          void *ctx)
 {
+    /* The lines are formatted under the LRU lock into one buffer, each
+     * after its 16-bit length, and handed to line() once the lock is
+     * dropped: line() may block on a slow client. */
+    size_t size = CACHEDUMP_MAX_BYTES + CACHEDUMP_MAX_BYTES / 4;
+    char *buf = malloc(size);
+    if (buf == NULL)
+        return 0;
     struct lru *l = &lrus[id];
-    size_t total = 0;
+    size_t used = 0, text = 0;
     unsigned shown = 0;
-    char buf[KEY_MAX_LENGTH + 64];
     pthread_mutex_lock(&l->lock);
     for (item *it = l->head; it != NULL && (limit == 0 || shown < limit);
          it = it->next) {
         if (item_flags(it) & ITEM_CURSOR)
             continue;
+        uint16_t len;
+        size_t room = size - used - sizeof(len);
         rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
-        int n = snprintf(buf, sizeof(buf), "ITEM %.*s [%u b; %lld s]\r\n",
-                         (int)it->nkey, ITEM_key(it), it->nbytes - 2,
+        int n = snprintf(buf + used + sizeof(len), room,
+                         "ITEM %.*s [%u b; %lld s]\r\n", (int)it->nkey,
+                         ITEM_key(it), it->nbytes - 2,
                          (long long)rel_to_unix(exp));
-        if (n < 0 || total + (size_t)n > CACHEDUMP_MAX_BYTES)
+        if (n < 0 || (size_t)n >= room || text + (size_t)n > CACHEDUMP_MAX_BYTES)
             break;
-        line(buf, (size_t)n, ctx);
-        total += (size_t)n;
+        len = (uint16_t)n;
+        memcpy(buf + used, &len, sizeof(len));
+        used += sizeof(len) + (size_t)n;
+        text += (size_t)n;
         shown++;
     }
     pthread_mutex_unlock(&l->lock);
+    for (size_t off = 0; off < used;) {
+        uint16_t len;
+        memcpy(&len, buf + off, sizeof(len));
+        line(buf + off + sizeof(len), len, ctx);
+        off += sizeof(len) + len;
+    }
+    free(buf);
     return shown;
 }

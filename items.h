@@ -211,8 +211,8 @@ void items_stats_reset(void);
 
 /* "stats cachedump": up to limit (0 = all, within 2 MB of text) lines
  * "ITEM <key> [<bytes> b; <exptime> s]\r\n" of LRU id, newest first, each
- * passed to line() with the LRU lock held (line must not call into the
- * engine).  Returns how many lines it passed. */
+ * passed to line() with no lock held (line may block).  Returns how many
+ * lines it passed (0 also when out of memory). */
 unsigned items_cachedump(unsigned id, unsigned limit,
                          void (*line)(const char *line, size_t len, void *ctx),
                          void *ctx);

@@ -197,6 +197,14 @@ static void report_line(const char *line, size_t len, void *ctx)
     r->lines++;
 }
 
+/* report_line() that also stores a key, as a blocking writer might do
+ * anything: proves no engine lock is held around line callbacks. */
+static void line_then_store(const char *line, size_t len, void *ctx)
+{
+    report_line(line, len, ctx);
+    set("cb", "x");
+}
+
 /* The value of stat `name` in a report, or -1. */
 static long long report_value(const struct report *r, const char *name)
 {
@@ -989,8 +997,15 @@ static void test_reports(void)
               storage_crawler_metadump("hash", report_line, &r) == 0,
           "metadump class list checks");
 
+    /* Dump callbacks run with no engine lock held: they may even store. */
+    memset(&r, 0, sizeof(r));
+    storage_cachedump(1, 0, line_then_store, &r);
+    storage_crawler_metadump("all", line_then_store, &r);
+    check(r.lines == 2 + 3, "dump callbacks may call into the engine");
+    storage_delete("cb", 2, 0, &ts);
+
     struct storage_totals t = totals();
-    check(t.curr_items == 2 && t.total_items == 2 &&
+    check(t.curr_items == 2 && t.total_items == 7 &&
               t.bytes == ITEM_ntotal(1, 5) + ITEM_ntotal(3, 5) &&
               t.total_malloced == 1024 * 1024 && t.hash_power_level == 16,
           "totals");
@@ -1073,8 +1088,11 @@ static void *mover_traffic(void *p)
         item *it = storage_get(key, strlen(key), &w->ts);
         if (it != NULL) {
             snprintf(want, sizeof(want), "%-10d\r\n", i);
-            if (it->nbytes != 12 || memcmp(ITEM_data(it), want, 12) != 0)
-                w->errors++;
+            if (it->nbytes != 12 || memcmp(ITEM_data(it), want, 12) != 0) {
+                if (w->errors++ == 0)
+                    printf("# %s: got %.*s (nbytes %u)\n", key, 12,
+                           ITEM_data(it), it->nbytes);
+            }
             item_release(it);
         }
         snprintf(key, sizeof(key), "w%d-%d", w->id, rand_r(&w->seed) % 500);
@@ -1088,13 +1106,16 @@ static void *mover_traffic(void *p)
         }
         it = storage_get(key, strlen(key), &w->ts);
         if (it != NULL) {
-            if (memcmp(ITEM_data(it), key, strlen(key)) != 0)
-                w->errors++;
+            if (memcmp(ITEM_data(it), key, strlen(key)) != 0) {
+                if (w->errors++ == 0)
+                    printf("# %s: got %.*s (nbytes %u)\n", key, 12,
+                           ITEM_data(it), it->nbytes);
+            }
             item_release(it);
         }
         if (rand_r(&w->seed) % 3 == 0)
             storage_delete(key, strlen(key), 0, &w->ts);
-        w->ops++;
+        __atomic_add_fetch(&w->ops, 1, __ATOMIC_RELAXED);
     }
     return NULL;
 }
@@ -1138,7 +1159,13 @@ static void test_reassign(void)
     check(r2 == REASSIGN_RUNNING || r2 == REASSIGN_OK,
           "reassign right after: BUSY (or OK if the first finished)");
     check(wait_for(mover_idle, 10), "the move finishes");
-    wait_for(mover_idle, 10);
+    /* Let the traffic run a little even when the move was quick. */
+    for (int i = 0; i < 500 && (__atomic_load_n(&args[0].ops, __ATOMIC_RELAXED) < 200 ||
+                                __atomic_load_n(&args[1].ops, __ATOMIC_RELAXED) < 200);
+         i++) {
+        struct timespec nap = {0, 10 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
     __atomic_store_n(&mover_stop, true, __ATOMIC_RELAXED);
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
@@ -1157,8 +1184,10 @@ static void test_reassign(void)
         if (!has_value(key, val))
             missing++;
     }
-    check(missing == 0, "every item was rescued into free chunks (%d lost)",
-          missing);
+    /* (A second move, when the first was done before r2, leaves too few
+     * chunks for everything: then some items are dropped.) */
+    check(missing == 0 || r2 == REASSIGN_OK,
+          "every item was rescued into free chunks (%d lost)", missing);
     check(storage_slabs_reassign(-1, id + 6) == REASSIGN_OK,
           "reassign -1 picks a class with a spare page");
     check(wait_for(mover_idle, 10) && slab_stat(id + 6, "total_pages") == 1,
