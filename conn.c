@@ -1198,7 +1198,7 @@ void conn_stats_reset(void)
     ATOMIC_SET(rejected_conns_base, ATOMIC_GET(rejected_conns));
 }
 
-/* "tcp:127.0.0.1:41574", "tcp:[::1]:41574", "unix:/path". */
+/* "tcp:127.0.0.1:41574", "tcp6:[::1]:41574", "unix:/path". */
 static void conn_peer_name(const struct conn *c, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN];
@@ -1207,7 +1207,7 @@ static void conn_peer_name(const struct conn *c, char *buf, size_t len)
         snprintf(buf, len, "%s", c->listen_name ? c->listen_name : "?");
     } else if (c->peer.sa.sa_family == AF_INET6) {
         inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, host, sizeof(host));
-        snprintf(buf, len, "%s:[%s]:%u", proto, host, ntohs(c->peer.in6.sin6_port));
+        snprintf(buf, len, "%s6:[%s]:%u", proto, host, ntohs(c->peer.in6.sin6_port));
     } else {
         inet_ntop(AF_INET, &c->peer.in.sin_addr, host, sizeof(host));
         snprintf(buf, len, "%s:%s:%u", proto, host, ntohs(c->peer.in.sin_port));

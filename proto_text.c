@@ -780,6 +780,7 @@ static enum proto_next cmd_stats(struct conn *c, struct token *t, int ntok, int 
         conn_report(add_stat, c);
     } else if (tok_is(sub, "reset")) {
         stats_reset();
+        storage_stats_reset();
         conn_stats_reset();
         stats_prefix_clear();
         return reply(c, "RESET");

@@ -67,6 +67,7 @@ struct listener {
     int fd;
     enum conn_transport transport;
     char name[LISTENER_NAME_MAX];   /* "tcp:127.0.0.1:11211": stats conns */
+    rel_time_t opened;              /* for secs_since_last_cmd */
     struct event ev;
     bool ev_added;
 };
@@ -135,11 +136,13 @@ static struct listener *listener_add(int fd, enum conn_transport t, const char *
     memset(l, 0, sizeof(*l));
     l->fd = fd;
     l->transport = t;
+    l->opened = current_time;
     snprintf(l->name, sizeof(l->name), "%s", name);
     return l;
 }
 
-/* "tcp:127.0.0.1:11211" / "udp:[::1]:11211" of a bound socket. */
+/* "tcp:127.0.0.1:11211" / "udp6:[::1]:11211" of a bound socket (the
+ * names memcached's "stats conns" uses). */
 static void inet_name(int fd, bool udp, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
@@ -152,7 +155,7 @@ static void inet_name(int fd, bool udp, char *buf, size_t len)
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
             port = ntohs(a->sin6_port);
-            snprintf(buf, len, "%s:[%s]:%u", proto, host, port);
+            snprintf(buf, len, "%s6:[%s]:%u", proto, host, port);
             return;
         }
         struct sockaddr_in *a = (struct sockaddr_in *)&ss;
@@ -716,6 +719,6 @@ void thread_report_listeners(add_stat_fn add, void *ctx)
         snprintf(name, sizeof(name), "%d:state", l->fd);
         add(name, strlen(name), "conn_listening", 14, ctx);
         snprintf(name, sizeof(name), "%d:secs_since_last_cmd", l->fd);
-        stats_addf(add, ctx, name, "%u", (unsigned)current_time);
+        stats_addf(add, ctx, name, "%u", (unsigned)(current_time - l->opened));
     }
 }
