@@ -1068,7 +1068,8 @@ bool conn_new_udp(struct conn_thread *ct, int fd, const char *listen_name)
 static void conn_close(struct conn *c)
 {
     struct conn_thread *ct = c->thread;
-    mc_log(2, "<%d connection closed.", c->fd);
+    if (c->transport != CONN_UDP)
+        mc_log(2, "<%d connection closed.", c->fd);
     conn_set_state(c, conn_closed);
     proto_text_abort(c);
     event_del(&c->ev);

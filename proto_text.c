@@ -196,8 +196,11 @@ static char *fmt_u64(char *p, uint64_t v)
  * noreply.  Returns PROTO_NEXT_CMD so a handler can end with it. */
 static enum proto_next reply(struct conn *c, const char *s)
 {
-    if (c->text.noreply)
+    if (c->text.noreply) {
+        if (settings.verbose >= 2)
+            mc_logf(">%d NOREPLY %s", c->fd, s);
         return PROTO_NEXT_CMD;
+    }
     size_t len = strlen(s);
     char *p = conn_out_reserve(c, len + 2);
     if (p) {
