@@ -234,6 +234,7 @@ static void conn_release_rbuf(struct conn *c)
     c->rbuf_own = false;
 }
 
+/* An empty output block from the pool, or NULL when out of memory. */
 static struct out_block *out_block_get(struct conn_thread *ct)
 {
     struct out_block *b = ct->out_pool;
@@ -457,6 +458,7 @@ void conn_out_drain(struct conn *c)
 
 /* ---- UDP ---- */
 
+/* The UDP frame header is four 16-bit fields, high byte first. */
 static void put_be16(unsigned char *p, uint16_t v)
 {
     p[0] = (unsigned char)(v >> 8);
@@ -587,6 +589,8 @@ static bool conn_set_event(struct conn *c, short flags)
     return true;
 }
 
+/* The socket is ready (or the connection yielded): a new event, a new -R
+ * budget; resume where the connection was waiting. */
 static void conn_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -943,6 +947,7 @@ struct thread_stats *conn_scratch_stats(struct conn *c)
 
 /* ---- Life of a connection ---- */
 
+/* Add c to / remove c from its thread's list (see "Locking" above). */
 static void conn_link(struct conn_thread *ct, struct conn *c)
 {
     pthread_mutex_lock(&ct->lock);
