@@ -120,6 +120,7 @@ static struct timeval disabled_since;   /* main thread only */
 static pthread_mutex_t ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ready_cond = PTHREAD_COND_INITIALIZER;
 static int workers_ready;
+static bool workers_failed;         /* a worker could not set itself up */
 
 #define ATOMIC_GET(v) __atomic_load_n(&(v), __ATOMIC_RELAXED)
 #define ATOMIC_SET(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELAXED)
@@ -471,15 +472,17 @@ static void *worker_main(void *arg)
     for (int i = 0; ok && i < nlisteners; i++)
         if (listeners[i].transport == CONN_UDP)
             ok = conn_new_udp(w->ct, listeners[i].fd, listeners[i].name);
-    if (!ok)
-        mc_log(0, "a worker thread could not set up its connections (out of memory)");
 
     pthread_mutex_lock(&ready_lock);
     workers_ready++;
+    workers_failed |= !ok;
     pthread_cond_signal(&ready_cond);
     pthread_mutex_unlock(&ready_lock);
 
-    event_base_dispatch(w->base);
+    /* A worker that failed sits idle: server_start() reports the failure
+     * and the process exits. */
+    if (ok)
+        event_base_dispatch(w->base);
     return NULL;
 }
 
@@ -525,8 +528,11 @@ static bool start_workers(void)
     pthread_mutex_lock(&ready_lock);
     while (workers_ready < nworkers)
         pthread_cond_wait(&ready_cond, &ready_lock);
+    ok = !workers_failed;
     pthread_mutex_unlock(&ready_lock);
-    return true;
+    if (!ok)
+        fprintf(stderr, "failed to start worker threads: out of memory\n");
+    return ok;
 }
 
 /* ---- Main loop: clock, signals, stop ---- */
