@@ -739,22 +739,50 @@ static void conn_read_input(struct conn *c)
     conn_set_state(c, conn_closing);
 }
 
-/* The protocol that will read this connection's commands.  The first byte
- * decides under -B auto: 0x80 is the binary protocol's request magic. */
-static enum proto_next conn_protocol_process(struct conn *c)
+/* What the connection machine calls in a protocol module.  proto_bin.c
+ * will add its own table beside text_ops. */
+struct proto_ops {
+    enum proto_next (*process)(struct conn *c);
+    enum proto_next (*value_read)(struct conn *c);
+    void (*abort)(struct conn *c);
+};
+
+static const struct proto_ops text_ops = {
+    .process = proto_text_process,
+    .value_read = proto_text_value_read,
+    .abort = proto_text_abort,
+};
+
+/* The module of a decided protocol; NULL when it is not built (binary)
+ * or not decided yet. */
+static const struct proto_ops *proto_ops_of(enum protocol p)
+{
+    return p == PROTO_ASCII ? &text_ops : NULL;
+}
+
+/* The protocol module for this connection's commands (see proto_ops_of).
+ * Under -B auto the first byte decides: 0x80 is the binary protocol's
+ * request magic. */
+static const struct proto_ops *conn_proto(struct conn *c)
 {
     if (c->protocol == PROTO_NEGOTIATE) {
         c->protocol = (unsigned char)c->rcurr[0] == 0x80 ? PROTO_BINARY : PROTO_ASCII;
         mc_log(2, "%d: Client using the %s protocol", c->fd,
                c->protocol == PROTO_BINARY ? "binary" : "ascii");
     }
-    if (c->protocol == PROTO_BINARY) {
-        /* proto_bin.c slots in here once it exists. */
+    return proto_ops_of(c->protocol);
+}
+
+/* Run the protocol on the buffered input. */
+static enum proto_next conn_protocol_process(struct conn *c)
+{
+    const struct proto_ops *ops = conn_proto(c);
+    if (!ops) {
         mc_log(1, "<%d binary protocol is not supported yet; closing connection",
                c->fd);
         return PROTO_CLOSE_NOW;
     }
-    return proto_text_process(c);
+    return ops->process(c);
 }
 
 /* Act on what the protocol asked for. */
@@ -805,11 +833,11 @@ static void conn_after_protocol(struct conn *c, enum proto_next next)
 static void conn_read_value(struct conn *c)
 {
     if (c->nread_left == 0) {
-        conn_after_protocol(c, proto_text_value_read(c));
+        conn_after_protocol(c, conn_proto(c)->value_read(c));
         return;
     }
     if (c->transport == CONN_UDP) {
-        proto_text_abort(c);
+        conn_proto(c)->abort(c);
         udp_drop_rest(c);
         return;
     }
@@ -1076,7 +1104,9 @@ static void conn_close(struct conn *c)
     if (c->transport != CONN_UDP)
         mc_log(2, "<%d connection closed.", c->fd);
     conn_set_state(c, conn_closed);
-    proto_text_abort(c);
+    const struct proto_ops *ops = proto_ops_of(c->protocol);
+    if (ops)
+        ops->abort(c);
     event_del(&c->ev);
     conn_out_discard(c);
     c->rbytes = 0;
