@@ -196,8 +196,9 @@ static int open_inet_socket(const struct addrinfo *ai, bool udp)
     return fd;
 }
 
-/* Listen on host (NULL = every interface) and port.  For the wildcard an
- * address family the machine lacks is skipped, as long as one works. */
+/* Listen on host (NULL = every interface) and port, on every address it
+ * resolves to.  An address family the machine lacks is skipped, as long as
+ * one address works. */
 static bool listen_inet(const char *host, int port, bool udp)
 {
     const char *kind = udp ? "UDP" : "TCP";
@@ -220,8 +221,9 @@ static bool listen_inet(const char *host, int port, bool udp)
         int fd = open_inet_socket(ai, udp);
         if (fd < 0) {
             err = errno;
-            bool missing_family = err == EAFNOSUPPORT || err == EADDRNOTAVAIL;
-            if (host == NULL && missing_family)
+            /* No IPv6 (or IPv4) on this machine: skip that address, for the
+             * wildcard also when the family exists but has no address. */
+            if (err == EAFNOSUPPORT || (host == NULL && err == EADDRNOTAVAIL))
                 continue;
             break;
         }
