@@ -707,6 +707,29 @@ static bool conn_make_room(struct conn *c)
     return true;
 }
 
+/* One read() of up to len bytes into dst for the current state.  Returns
+ * the byte count (counted in bytes_read), or 0 after moving the machine
+ * on: waiting for readable (the state resumes then), or closing at EOF or
+ * on an error.  EINTR returns 0 leaving the state as it was, to retry. */
+static size_t conn_read_some(struct conn *c, char *dst, size_t len)
+{
+    ssize_t n = read(c->fd, dst, len);
+    if (n > 0) {
+        STATS_ADD(c->ts, bytes_read, (uint64_t)n);
+        return (size_t)n;
+    }
+    if (n < 0 && errno == EINTR)
+        return 0;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        conn_wait_for(c, c->state);
+        return 0;
+    }
+    if (n < 0)
+        mc_log(1, "<%d read failed: %s", c->fd, strerror(errno));
+    conn_set_state(c, conn_closing);
+    return 0;
+}
+
 /* conn_read: one read() into the free end of the buffer. */
 static void conn_read_input(struct conn *c)
 {
@@ -719,24 +742,12 @@ static void conn_read_input(struct conn *c)
         return;
     }
     size_t room = c->rsize - c->rbytes;
-    ssize_t n = read(c->fd, c->rcurr + c->rbytes, room);
+    size_t n = conn_read_some(c, c->rcurr + c->rbytes, room);
+    c->read_filled = n == room;
     if (n > 0) {
-        STATS_ADD(c->ts, bytes_read, (uint64_t)n);
         c->rbytes += (uint32_t)n;
-        c->read_filled = (size_t)n == room;
         conn_set_state(c, conn_parse_cmd);
-        return;
     }
-    c->read_filled = false;
-    if (n < 0 && errno == EINTR)
-        return;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_wait_for(c, conn_read);
-        return;
-    }
-    if (n < 0)
-        mc_log(1, "<%d read failed: %s", c->fd, strerror(errno));
-    conn_set_state(c, conn_closing);
 }
 
 /* What the connection machine calls in a protocol module.  proto_bin.c
@@ -841,20 +852,9 @@ static void conn_read_value(struct conn *c)
         udp_drop_rest(c);
         return;
     }
-    ssize_t n = read(c->fd, c->nread_dst, c->nread_left);
-    if (n > 0) {
-        STATS_ADD(c->ts, bytes_read, (uint64_t)n);
-        c->nread_dst += n;
-        c->nread_left -= (size_t)n;
-        return;
-    }
-    if (n < 0 && errno == EINTR)
-        return;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_wait_for(c, conn_nread);
-        return;
-    }
-    conn_set_state(c, conn_closing);
+    size_t n = conn_read_some(c, c->nread_dst, c->nread_left);
+    c->nread_dst += n;
+    c->nread_left -= n;
 }
 
 /* conn_swallow: read and drop the bytes of a refused value. */
@@ -873,19 +873,7 @@ static void conn_discard_input(struct conn *c)
         return;
     }
     size_t want = c->rsize < c->swallow_left ? c->rsize : c->swallow_left;
-    ssize_t n = read(c->fd, c->rbuf, want);
-    if (n > 0) {
-        STATS_ADD(c->ts, bytes_read, (uint64_t)n);
-        c->swallow_left -= (size_t)n;
-        return;
-    }
-    if (n < 0 && errno == EINTR)
-        return;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        conn_wait_for(c, conn_swallow);
-        return;
-    }
-    conn_set_state(c, conn_closing);
+    c->swallow_left -= conn_read_some(c, c->rbuf, want);
 }
 
 /* conn_write: false when the socket is full (wait for writable). */
