@@ -23,18 +23,22 @@
  * expand_bucket passes b only under the same lock.  Requests never wait
  * for more than one bucket's move.
  *
- * walk_lock (a read-write lock) freezes the tables for assoc_walk()
- * (metadump by hash): walkers hold it shared for a whole walk, so several
- * can run at once; the expansion thread takes it exclusively around each
- * step (one bucket, or a table switch), so a walker waits for at most one
- * step and expansion simply pauses while walks run.  Request threads never
+ * walk_lock (a read-write lock) freezes the tables for the walks
+ * (metadump by hash, and the replication bulk sync, whose walk spans many
+ * calls from assoc_walk_begin() to assoc_walk_end()): walkers hold it
+ * shared for a whole walk, so several can run at once; the expansion
+ * thread takes it exclusively around each step (one bucket, or a table
+ * switch), so a walker waits for at most one step and expansion simply
+ * pauses while walks run (glibc's rwlock prefers readers, so a new walk
+ * does not wait behind a paused expansion either).  Request threads never
  * take it.  A walker holds a bucket's item lock only while it takes
- * references to that bucket's items, and calls back without any item
- * lock, so a callback that blocks (writing to a slow client) stalls
- * nobody.  expand_lock only guards the wake-up.  Order: walk_lock -> item
- * locks -> (items.c's locks); an insert holding an item lock may take
- * expand_lock, which the expansion thread never holds while taking item
- * locks.
+ * references to that bucket's items, and uses them without any item
+ * lock, so a caller that blocks (writing to a slow client) stalls
+ * nobody.  Because the expansion thread may be waiting for walk_lock,
+ * assoc_stop_expander() returns only once every walk has ended.
+ * expand_lock only guards the wake-up.  Order: walk_lock -> item locks ->
+ * (items.c's locks); an insert holding an item lock may take expand_lock,
+ * which the expansion thread never holds while taking item locks.
  */
 #include "assoc.h"
 
@@ -262,58 +266,90 @@ void assoc_stop_expander(void)
     __atomic_store_n(&expand_requested, false, __ATOMIC_RELAXED);
 }
 
-/* References to the items of one bucket, taken under its item lock. */
-struct walk_batch {
-    item **items;
-    size_t n;
-    size_t cap;
-};
+void assoc_walk_begin(struct assoc_walk *w)
+{
+    memset(w, 0, sizeof(*w));
+    pthread_rwlock_rdlock(&walk_lock);
+}
 
-/* Call fn on every item of chain b of table, each with a reference held
- * and no item lock.  False when out of memory. */
-static bool walk_chain(item **table, uint64_t b, struct walk_batch *wb,
-                       void (*fn)(item *, void *), void *ctx)
+/* References to the kept items of chain b of table, taken under its item
+ * lock.  False when out of memory (no reference left taken). */
+static bool take_chain(struct assoc_walk *w, item **table, uint64_t b,
+                       bool (*keep)(const item *it))
 {
     bool ok = true;
-    wb->n = 0;
     item_lock((uint32_t)b);
     for (item *it = table[b]; it != NULL; it = it->h_next) {
-        if (wb->n == wb->cap) {
-            size_t cap = wb->cap ? wb->cap * 2 : 16;
-            item **grown = realloc(wb->items, cap * sizeof(item *));
+        if (keep != NULL && !keep(it))
+            continue;
+        if (w->n == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 16;
+            item **grown = realloc(w->refs, cap * sizeof(item *));
             if (grown == NULL) {
                 ok = false;
                 break;
             }
-            wb->items = grown;
-            wb->cap = cap;
+            w->refs = grown;
+            w->cap = cap;
         }
         item_ref(it);
-        wb->items[wb->n++] = it;
+        w->refs[w->n++] = it;
     }
     item_unlock((uint32_t)b);
-    for (size_t i = 0; i < wb->n; i++) {
-        fn(wb->items[i], ctx);
-        item_release(wb->items[i]);
+    if (!ok) {
+        while (w->n > 0)
+            item_release(w->refs[--w->n]);
     }
     return ok;
 }
 
+bool assoc_walk_bucket(struct assoc_walk *w, bool (*keep)(const item *it),
+                       bool *oom)
+{
+    w->n = 0;
+    for (;;) {
+        /* The primary table first, then what the expansion (paused) has
+         * not moved out of the old one yet. */
+        item **table = w->in_old ? old_table : primary;
+        uint64_t end = w->in_old ? BUCKETS(hashpower - 1) : BUCKETS(hashpower);
+        if (w->bucket == end) {
+            if (w->in_old || !expanding)
+                return false;
+            w->in_old = true;
+            w->bucket = __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED);
+            continue;
+        }
+        if (!take_chain(w, table, w->bucket, keep)) {
+            *oom = true;
+            return false;
+        }
+        w->bucket++;
+        if (w->n > 0)
+            return true;
+    }
+}
+
+void assoc_walk_end(struct assoc_walk *w)
+{
+    pthread_rwlock_unlock(&walk_lock);
+    free(w->refs);
+    w->refs = NULL;
+    w->n = w->cap = 0;
+}
+
 bool assoc_walk(void (*fn)(item *it, void *ctx), void *ctx)
 {
-    struct walk_batch wb = {0};
-    bool ok = true;
-    pthread_rwlock_rdlock(&walk_lock);
-    for (uint64_t b = 0; ok && b < BUCKETS(hashpower); b++)
-        ok = walk_chain(primary, b, &wb, fn, ctx);
-    if (expanding) {
-        for (uint64_t b = __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED);
-             ok && b < BUCKETS(hashpower - 1); b++)
-            ok = walk_chain(old_table, b, &wb, fn, ctx);
+    struct assoc_walk w;
+    bool oom = false;
+    assoc_walk_begin(&w);
+    while (assoc_walk_bucket(&w, NULL, &oom)) {
+        for (size_t i = 0; i < w.n; i++) {
+            fn(w.refs[i], ctx);
+            item_release(w.refs[i]);
+        }
     }
-    pthread_rwlock_unlock(&walk_lock);
-    free(wb.items);
-    return ok;
+    assoc_walk_end(&w);
+    return !oom;
 }
 
 void assoc_get_stats(struct assoc_stats *out)

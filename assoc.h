@@ -33,9 +33,32 @@ void assoc_replace(item *old_it, item *new_it, uint32_t hv);
 bool assoc_start_expander(void);
 void assoc_stop_expander(void);
 
-/* Call fn on every item in the table, with a reference to it held and no
- * item lock (fn may block); expansion pauses meanwhile.  References are
- * taken one bucket at a time.  False when out of memory part-way. */
+/* A walk over every bucket of the table, one bucket at a time, that may
+ * be spread over many calls (the replication bulk sync).  From begin to
+ * end the table does not change shape: expansion pauses (several walks may
+ * run at once), so no bucket is missed or visited twice.  Begin, next and
+ * end must run on the same thread. */
+struct assoc_walk {
+    bool in_old;        /* past the primary table, in the old one */
+    uint64_t bucket;    /* next bucket to visit */
+    item **refs;        /* references to the last bucket's items */
+    size_t n;           /* how many */
+    size_t cap;
+};
+void assoc_walk_begin(struct assoc_walk *w);
+/* Take a reference to every item of the next bucket that has any for which
+ * keep(it) (called under the bucket's item lock; NULL keeps all) holds,
+ * into w->refs[0 .. w->n), for the caller to item_release().  False, with
+ * w->n = 0, once every bucket is visited, or (also setting *oom) when out
+ * of memory. */
+bool assoc_walk_bucket(struct assoc_walk *w, bool (*keep)(const item *it),
+                       bool *oom);
+/* Resume expansion and free w's buffer (its references must be gone). */
+void assoc_walk_end(struct assoc_walk *w);
+
+/* A whole walk in one call: fn on every item in the table, with a
+ * reference to it held and no item lock (fn may block).  False when out
+ * of memory part-way. */
 bool assoc_walk(void (*fn)(item *it, void *ctx), void *ctx);
 
 struct assoc_stats {

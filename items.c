@@ -7,6 +7,17 @@
  * SLABS_LARGE_CLASS, is the LRU of malloc'd large items), the flush
  * watermarks, the item size histogram, total_items.
  *
+ * Flush watermarks.  flush_floor: every version below it is dead.
+ * flush_pending: the threshold of the one delayed flush waiting for its
+ * second (0 = none); the first lookup after it is due raises flush_floor
+ * to it.  flush_newest: the command version of the newest flush applied,
+ * which alone may set or cancel flush_pending, so the order in which a
+ * node applies its own and its peer's flushes does not matter.
+ *
+ * Tombstones (items.h) share the LRUs and the eviction and crawler walks;
+ * only the counting differs: lru_link_locked / lru_unlink_locked keep them
+ * in l->tombstones, and count_removal / crawl_check count nothing for them.
+ *
  * Invariants.
  *   - An item is ITEM_LINKED exactly while it is in the hash table and in
  *     the LRU of its class; the link holds one reference.
@@ -44,7 +55,8 @@
  *     from an LRU (eviction, crawler, page mover) holds the LRU lock and
  *     can therefore only *try* item locks; a busy lock means "skip it".
  *   - refcount and it_flags are atomic.  The flush watermarks are atomics
- *     read on every lookup.
+ *     read on every lookup; flush_lock serializes the flushes themselves
+ *     (never held with another lock).
  */
 #include "items.h"
 
@@ -94,7 +106,8 @@ struct lru {
     pthread_mutex_t lock;
     item *head;
     item *tail;
-    uint64_t number;
+    uint64_t number;            /* items, tombstones excluded */
+    uint64_t tombstones;
     uint64_t bytes;
     struct lru_counters c;
 };
@@ -108,6 +121,8 @@ static uint32_t item_lock_mask;
 static uint64_t total_items;        /* atomic */
 static uint64_t flush_floor;        /* atomic: versions below are dead */
 static uint64_t flush_pending;      /* atomic: delayed flush threshold */
+static uint64_t flush_newest;       /* under flush_lock */
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t *size_hist;         /* atomic buckets, track_sizes only */
 static size_t size_hist_len;
@@ -250,10 +265,18 @@ static rel_time_t version_rel_time(uint64_t v)
     return (rel_time_t)((int64_t)(ms / 1000) - (int64_t)process_started);
 }
 
-/* Is it older than a flush_all that has taken effect? */
-static bool item_is_flushed(const item *it)
+/* flush_floor = max(flush_floor, floor), lock-free. */
+static void raise_flush_floor(uint64_t floor)
 {
-    uint64_t v = it->version;
+    uint64_t cur = __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE);
+    while (cur < floor &&
+           !__atomic_compare_exchange_n(&flush_floor, &cur, floor, true,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ;
+}
+
+bool items_version_flushed(uint64_t v)
+{
     if (v < __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE))
         return true;
     uint64_t pending = __atomic_load_n(&flush_pending, __ATOMIC_ACQUIRE);
@@ -262,12 +285,9 @@ static bool item_is_flushed(const item *it)
             __atomic_load_n(&current_time, __ATOMIC_RELAXED) + 1)
         return false;
     /* The delayed flush is due: make it the floor so later checks are one
-     * comparison (unless a newer flush replaced it meanwhile). */
-    uint64_t floor = __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE);
-    while (floor < pending &&
-           !__atomic_compare_exchange_n(&flush_floor, &floor, pending, true,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        ;
+     * comparison.  The pending slot is cleared only if no newer flush
+     * replaced it meanwhile. */
+    raise_flush_floor(pending);
     __atomic_compare_exchange_n(&flush_pending, &pending, 0, false,
                                 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
     return true;
@@ -275,7 +295,7 @@ static bool item_is_flushed(const item *it)
 
 enum item_state item_liveness(const item *it)
 {
-    if (item_is_flushed(it))
+    if (items_version_flushed(it->version))
         return ITEM_STATE_FLUSHED;
     rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
     if (exp != 0 && exp <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
@@ -283,19 +303,15 @@ enum item_state item_liveness(const item *it)
     return ITEM_STATE_LIVE;
 }
 
-void items_flush_all(uint64_t floor)
+void items_flush(uint64_t floor, uint64_t threshold, uint64_t version)
 {
-    __atomic_store_n(&flush_pending, 0, __ATOMIC_RELEASE);
-    uint64_t cur = __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE);
-    while (cur < floor &&
-           !__atomic_compare_exchange_n(&flush_floor, &cur, floor, true,
-                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        ;
-}
-
-void items_flush_at(uint64_t threshold)
-{
-    __atomic_store_n(&flush_pending, threshold, __ATOMIC_RELEASE);
+    pthread_mutex_lock(&flush_lock);
+    raise_flush_floor(floor);
+    if (version > flush_newest) {
+        flush_newest = version;
+        __atomic_store_n(&flush_pending, threshold, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&flush_lock);
 }
 
 /* The LRU half of linking it into l (item lock and l's lock held): the
@@ -306,6 +322,10 @@ static void lru_link_locked(struct lru *l, item *it)
     item_ref(it);
     item_flags_set(it, ITEM_LINKED);
     lru_insert_head(l, it);
+    if (item_flags(it) & ITEM_TOMBSTONE) {
+        l->tombstones++;
+        return;
+    }
     l->number++;
     l->bytes += ITEM_size(it);
     size_hist_add(it, 1);
@@ -317,9 +337,13 @@ static void lru_link_locked(struct lru *l, item *it)
 static void lru_unlink_locked(struct lru *l, item *it)
 {
     lru_remove(l, it);
+    item_flags_clear(it, ITEM_LINKED);
+    if (item_flags(it) & ITEM_TOMBSTONE) {
+        l->tombstones--;
+        return;
+    }
     l->number--;
     l->bytes -= ITEM_size(it);
-    item_flags_clear(it, ITEM_LINKED);
     size_hist_add(it, -1);
 }
 
@@ -331,10 +355,13 @@ static void unlink_locked(struct lru *l, item *it, uint32_t hv)
     assoc_delete(it, hv);
 }
 
-/* Count in l why it left the LRU without anyone deleting it. */
+/* Count in l why it left the LRU without anyone deleting it (a tombstone
+ * counts nothing: clients never saw it). */
 static void count_removal(struct lru *l, const item *it, bool dead)
 {
     uint8_t f = item_flags(it);
+    if (f & ITEM_TOMBSTONE)
+        return;
     if (dead) {
         l->c.reclaimed++;
         if (!(f & ITEM_FETCHED))
@@ -543,12 +570,15 @@ item *item_lookup(const char *key, size_t nkey, uint32_t hv,
         *state = ITEM_STATE_MISSING;
         return NULL;
     }
+    bool tombstone = item_flags(it) & ITEM_TOMBSTONE;
     *state = item_liveness(it);
     if (*state != ITEM_STATE_LIVE) {
         item_unlink(it, hv);
+        if (tombstone)
+            *state = ITEM_STATE_MISSING;
         return NULL;
     }
-    if (item_flags(it) & ITEM_TOMBSTONE)
+    if (tombstone)
         *state = ITEM_STATE_TOMBSTONE;
     return it;
 }
@@ -609,18 +639,24 @@ void items_crawl_end(unsigned id, item *cursor)
     pthread_mutex_unlock(&l->lock);
 }
 
-/* Reclaim x if it is expired or flushed (l's lock held). */
+/* Reclaim x if it is expired or flushed (l's lock held); tombstones are
+ * reclaimed alike but not counted. */
 static void crawl_check(struct lru *l, item *x)
 {
     uint32_t hv = hash_key(ITEM_key(x), x->nkey);
     if (!item_trylock(hv))
         return;
-    l->c.crawler_items_checked++;
+    uint8_t f = item_flags(x);
+    bool counted = !(f & ITEM_TOMBSTONE);
+    if (counted)
+        l->c.crawler_items_checked++;
     if (item_liveness(x) != ITEM_STATE_LIVE) {
         unlink_locked(l, x, hv);
-        l->c.crawler_reclaimed++;
-        if (!(item_flags(x) & ITEM_FETCHED))
-            l->c.expired_unfetched++;
+        if (counted) {
+            l->c.crawler_reclaimed++;
+            if (!(f & ITEM_FETCHED))
+                l->c.expired_unfetched++;
+        }
         item_release(x);
     }
     item_unlock(hv);
@@ -702,6 +738,7 @@ void items_lru_stats(unsigned id, struct items_lru_stats *out)
         tail = tail->prev;
     *out = (struct items_lru_stats){
         .number = l->number,
+        .tombstones = l->tombstones,
         .bytes = l->bytes,
         .tail_time = tail != NULL ? tail->time : 0,
         .evicted = l->c.evicted,
@@ -752,7 +789,7 @@ unsigned items_cachedump(unsigned id, unsigned limit,
     pthread_mutex_lock(&l->lock);
     for (item *it = l->head; it != NULL && (limit == 0 || shown < limit);
          it = it->next) {
-        if (item_flags(it) & ITEM_CURSOR)
+        if (item_flags(it) & (ITEM_CURSOR | ITEM_TOMBSTONE))
             continue;
         uint16_t len;
         size_t room = size - used - sizeof(len);

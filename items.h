@@ -13,6 +13,13 @@
  * of an item that somebody else references is never modified in place:
  * a mutation builds a new item and swaps it into the hash table.
  *
+ * Tombstones (kept only while replication runs, see storage.h): an item
+ * with ITEM_TOMBSTONE, the key, an empty value ("\r\n") and the version of
+ * the delete it records.  It is linked, evicted, expired and flushed like
+ * any item, but clients never see it and it is counted apart: in no item
+ * gauge or counter (number, bytes, total_items, sizes, evictions...), only
+ * in `tombstones`.  ITEM_TOMBSTONE is set before linking and never changes.
+ *
  * Locking (items.c has the details):
  *   - item locks: a fixed table of mutexes striped by key hash; every
  *     lookup or change of a key's hash chain and of its item's fields
@@ -134,7 +141,8 @@ enum item_state {
 /* Under item_lock(hv): the linked item for key (no reference taken), with
  * *state LIVE, or TOMBSTONE for a delete marker (returned so it can be
  * replaced).  An expired or flushed item is unlinked on the way and NULL
- * returned. */
+ * returned (state EXPIRED or FLUSHED; MISSING for a dead tombstone, which
+ * no client ever saw). */
 item *item_lookup(const char *key, size_t nkey, uint32_t hv,
                   enum item_state *state);
 
@@ -156,14 +164,20 @@ void item_touch_lru(item *it);
  * without marking it fetched. */
 void item_bump(item *it);
 
-/* flush_all: items whose version is below `floor` are dead from now on.
- * items_flush_at(threshold), threshold being the first version of server
- * second W, makes items below it dead from second W - 1 on: memcached's
- * delayed flush takes effect one second early, hiding even items written
- * during that last second until W comes.  A newer flush of either kind
- * replaces a pending one. */
-void items_flush_all(uint64_t floor);
-void items_flush_at(uint64_t threshold);
+/* A flush_all, local or a peer's, made with command version `version`:
+ * items (and tombstones) whose version is below `floor` are dead from now
+ * on (0: nothing at once).  A non-zero `threshold`, the first version of
+ * server second W, is a delayed flush: items below it are dead from second
+ * W - 1 on (memcached's delayed flush takes effect one second early, hiding
+ * even items written during that last second until W comes).  At most one
+ * delayed flush is pending: the flush with the newest command version
+ * decides it (an immediate one cancels it), so two nodes that apply the
+ * same flushes in any order end up with the same floor and pending flush.
+ * Serialized internally; readers never wait. */
+void items_flush(uint64_t floor, uint64_t threshold, uint64_t version);
+
+/* Is version v older than a flush_all that has taken effect? */
+bool items_version_flushed(uint64_t v);
 
 /* The crawler's walk of one LRU, tail to head, with `cursor` (an item with
  * ITEM_CURSOR set, owned by the caller) marking its place between calls.
@@ -183,10 +197,11 @@ void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
                          uint32_t perslab);
 
 /* Per-LRU numbers for "stats items" (id SLABS_LARGE_CLASS is the large
- * items' LRU). */
+ * items' LRU).  Tombstones are in none of them but `tombstones`. */
 struct items_lru_stats {
-    uint64_t number;
-    uint64_t bytes;             /* sum of ITEM_size */
+    uint64_t number;            /* linked items, tombstones excluded */
+    uint64_t tombstones;        /* linked tombstones */
+    uint64_t bytes;             /* sum of ITEM_size of the items */
     rel_time_t tail_time;       /* last access of the oldest, 0 if empty */
     uint64_t evicted;
     uint64_t evicted_nonzero;

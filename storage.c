@@ -3,7 +3,8 @@
  * engine's start-up, reports and controls.
  *
  * Owns: the replication hooks, the rules of set/add/replace/append/
- * prepend/cas, incr/decr, touch, delete and flush_all, and the per key
+ * prepend/cas, incr/decr, touch, delete and flush_all, the rules by which
+ * a peer's states are applied, the tombstone setting, and the per key
  * counters of stats.h.  The memory, items, hash table and crawler are the
  * other engine modules'; this file only combines them.
  *
@@ -31,17 +32,34 @@
  *   - get_expired / get_flushed are counted by reads (get, gat) only.
  * flush_all: an immediate flush kills every item whose version is older
  * than the flush (exact within a second).  A delayed one to second W kills
- * every item last written before W; like memcached's, it takes effect one
- * second early, so items written during second W - 1 are hidden at once
- * (memcached answers a get right after such a set with a miss too).  A
- * later flush replaces a pending delayed one; unlike memcached, a delayed
- * flush never brings back items an earlier immediate flush killed.
+ * every item last written before W (before version_at(W), so two nodes
+ * whose clocks agree cut at the same point); like memcached's, it takes
+ * effect one second early, so items written during second W - 1 are
+ * hidden at once (memcached answers a get right after such a set with a
+ * miss too).  A later flush (by version) replaces a pending delayed one;
+ * unlike memcached, a delayed flush never brings back items an earlier
+ * immediate flush killed.  A peer's flush is applied by the same code.
+ *
+ * Replication (doc/replication.md 1).  A peer's state (item or delete)
+ * wins when its version is greater than the version of what the key holds
+ * (a live item or a tombstone; expired and flushed ones count as absent)
+ * and is not older than the flushes: so applying is idempotent and
+ * order-independent.  While tombstones are kept, a delete replaces the
+ * item with a tombstone carrying the delete's version, which is what the
+ * hook reports and what beats an older write arriving later.  Tombstones
+ * are invisible to clients because item_lookup() reports them as
+ * ITEM_STATE_TOMBSTONE, which every command treats as absent.  If no
+ * memory can be found for a tombstone (-M with a full cache) the key is
+ * simply unlinked: a local delete is then not replicated, and a peer's
+ * delete does not refuse an older write arriving later (logged at -v).
  */
 #include "storage.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "assoc.h"
@@ -55,6 +73,8 @@
 #define DEFAULT_HASHPOWER 16
 
 static struct storage_hooks hooks;
+static bool keep_tombstones;        /* set before workers start */
+static uint32_t tombstone_ttl;      /* seconds */
 
 /* Counters tolerate a NULL block (internal callers count nothing). */
 #define COUNT(ts, field)                                                     \
@@ -147,15 +167,21 @@ static item *concat_values(const item *old, const item *it, bool append)
     return n;
 }
 
-/* Make it the key's state in place of old (which may be NULL or a
- * tombstone): stamp and link it. */
-static void put(item *it, item *old, uint32_t hv, uint64_t cas_new)
+/* Link it as the key's state in place of old (NULL, a live item or a
+ * tombstone); item lock held. */
+static void install(item *it, item *old, uint32_t hv)
 {
-    stamp(it, cas_new);
     if (old != NULL)
         item_replace(old, it, hv);
     else
         item_link(it, hv);
+}
+
+/* Make it the key's state in place of old: stamp and link it. */
+static void put(item *it, item *old, uint32_t hv, uint64_t cas_new)
+{
+    stamp(it, cas_new);
+    install(it, old, hv);
 }
 
 /* The CAS part of a set/replace/cas under req (old live, item lock
@@ -471,13 +497,39 @@ enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
 
 /* ---- Removing ---- */
 
+/* Make the key a tombstone of `version` in place of old (NULL or the
+ * key's item or tombstone; item lock held).  Returns the tombstone with
+ * its allocation reference, or NULL when no memory could be found for it:
+ * old is then just unlinked. */
+static item *bury(const char *key, size_t nkey, item *old, uint64_t version,
+                  uint32_t hv)
+{
+    uint32_t ttl = __atomic_load_n(&tombstone_ttl, __ATOMIC_RELAXED);
+    rel_time_t now = __atomic_load_n(&current_time, __ATOMIC_RELAXED);
+    rel_time_t exp = ttl > UINT32_MAX - now ? UINT32_MAX : now + ttl;
+    bool too_large;
+    item *t = item_alloc(key, nkey, 0, exp, 2, &too_large);
+    if (t == NULL) {
+        if (old != NULL)
+            item_unlink(old, hv);
+        mc_log(1, "No memory for a tombstone: the delete of \"%.*s\" is "
+               "done here but not recorded for replication", (int)nkey, key);
+        return NULL;
+    }
+    memcpy(ITEM_data(t), "\r\n", 2);
+    t->version = version;
+    item_flags_set(t, ITEM_TOMBSTONE);
+    install(t, old, hv);
+    return t;
+}
+
 enum delete_result storage_delete(const char *key, size_t nkey,
                                   uint64_t cas_in, struct thread_stats *ts)
 {
     uint32_t hv = hash_key(key, nkey);
     enum delete_result r;
     unsigned clsid = 0;
-    uint64_t version = 0;
+    item *tomb = NULL;
 
     item_lock(hv);
     enum item_state st;
@@ -488,8 +540,10 @@ enum delete_result storage_delete(const char *key, size_t nkey,
         r = DELETE_EXISTS;
     } else {
         clsid = it->slabs_clsid;
-        item_unlink(it, hv);
-        version = clock_next_version();
+        if (__atomic_load_n(&keep_tombstones, __ATOMIC_RELAXED))
+            tomb = bury(key, nkey, it, clock_next_version(), hv);
+        else
+            item_unlink(it, hv);
         r = DELETE_DELETED;
     }
     item_unlock(hv);
@@ -500,8 +554,8 @@ enum delete_result storage_delete(const char *key, size_t nkey,
         else if (r == DELETE_NOT_FOUND)
             STATS_INCR(ts, delete_misses);
     }
-    if (r == DELETE_DELETED && hooks.on_delete != NULL)
-        hooks.on_delete(key, nkey, version);
+    if (tomb != NULL)
+        announce_item(tomb);
     return r;
 }
 
@@ -513,16 +567,143 @@ static uint64_t version_at(rel_time_t when)
     return ms > CLOCK_EPOCH_MS ? (ms - CLOCK_EPOCH_MS) << CLOCK_PHYS_SHIFT : 0;
 }
 
+/* A flush_all to `when` made with command version `version`, local or a
+ * peer's, so both nodes cut at the same point.  A time not in the future
+ * flushes at once everything older than the command and, for a delayed
+ * flush whose second has passed (a peer's that arrived late), everything
+ * older than that second, as it did on the node that made it. */
+static void flush_to(rel_time_t when, uint64_t version)
+{
+    uint64_t cut = when != 0 ? version_at(when) : 0;
+    if (when <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
+        items_flush(cut > version ? cut : version, 0, version);
+    else
+        items_flush(0, cut, version);
+}
+
 void storage_flush(rel_time_t when, struct thread_stats *ts)
 {
     uint64_t version = clock_next_version();
-    if (when <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
-        items_flush_all(version);
-    else
-        items_flush_at(version_at(when));
+    flush_to(when, version);
     COUNT(ts, flush_cmds);
     if (hooks.on_flush != NULL)
         hooks.on_flush(when, version);
+}
+
+/* ---- Replication ---- */
+
+void storage_keep_tombstones(uint32_t ttl_seconds)
+{
+    __atomic_store_n(&tombstone_ttl, ttl_seconds, __ATOMIC_RELAXED);
+    __atomic_store_n(&keep_tombstones, true, __ATOMIC_RELEASE);
+}
+
+/* Does a peer's state of version v beat old (the key's live item or
+ * tombstone, NULL when absent) and every flush? */
+static bool peer_wins(const item *old, uint64_t v)
+{
+    return (old == NULL || v > old->version) && !items_version_flushed(v);
+}
+
+enum apply_result storage_apply_item(item *it, struct thread_stats *ts)
+{
+    assert(!(item_flags(it) & (ITEM_LINKED | ITEM_TOMBSTONE)));
+    const char *key = ITEM_key(it);
+    uint32_t hv = hash_key(key, it->nkey);
+    enum apply_result r = APPLY_STALE;
+    if (!settings.use_cas)
+        it->cas = 0;
+
+    item_lock(hv);
+    enum item_state st;
+    item *old = item_lookup(key, it->nkey, hv, &st);
+    if (peer_wins(old, it->version)) {
+        install(it, old, hv);
+        r = APPLY_APPLIED;
+    }
+    item_unlock(hv);
+    return r;
+}
+
+enum apply_result storage_apply_delete(const char *key, size_t nkey,
+                                       uint64_t version,
+                                       struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum apply_result r = APPLY_STALE;
+    item *tomb = NULL;
+
+    item_lock(hv);
+    enum item_state st;
+    item *old = item_lookup(key, nkey, hv, &st);
+    if (peer_wins(old, version)) {
+        tomb = bury(key, nkey, old, version, hv);
+        r = APPLY_APPLIED;
+    }
+    item_unlock(hv);
+    if (tomb != NULL)
+        item_release(tomb);
+    return r;
+}
+
+void storage_apply_flush(rel_time_t when, uint64_t version)
+{
+    flush_to(when, version);
+}
+
+/* A bulk sync walk: the hash table walk, and the references of the
+ * current bucket not handed out yet (aw.refs[handed .. aw.n)). */
+struct storage_walk {
+    struct assoc_walk aw;
+    size_t handed;
+    bool done;
+};
+
+/* What a bulk sync sends: live items and tombstones (item lock held). */
+static bool walk_keeps(const item *it)
+{
+    return item_liveness(it) == ITEM_STATE_LIVE;
+}
+
+struct storage_walk *storage_walk_begin(void)
+{
+    struct storage_walk *w = calloc(1, sizeof(*w));
+    if (w != NULL)
+        assoc_walk_begin(&w->aw);
+    return w;
+}
+
+size_t storage_walk_next(struct storage_walk *w, item **out, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        if (w->handed == w->aw.n) {
+            bool oom = false;
+            w->handed = 0;
+            if (w->done || !assoc_walk_bucket(&w->aw, walk_keeps, &oom)) {
+                if (oom)
+                    mc_logf("Out of memory while walking the cache for a "
+                            "bulk sync: the sync is incomplete");
+                w->done = true;
+                break;
+            }
+        }
+        size_t k = w->aw.n - w->handed;
+        if (k > max - n)
+            k = max - n;
+        memcpy(out + n, w->aw.refs + w->handed, k * sizeof(*out));
+        n += k;
+        w->handed += k;
+    }
+    return n;
+}
+
+void storage_walk_end(struct storage_walk *w)
+{
+    while (w->handed < w->aw.n)
+        item_release(w->aw.refs[w->handed++]);
+    assoc_walk_end(&w->aw);
+    free(w);
 }
 
 /* ---- Reports ---- */
@@ -534,6 +715,7 @@ void storage_get_totals(struct storage_totals *out)
         struct items_lru_stats s;
         items_lru_stats(id, &s);
         out->curr_items += s.number;
+        out->tombstones += s.tombstones;
         out->bytes += s.bytes;
         out->evictions += s.evicted;
         out->reclaimed += s.reclaimed;

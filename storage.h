@@ -7,7 +7,7 @@
  * is written once, here.  Replication hooks in at the same level: every
  * successful mutation is reported through the storage_hooks registered by
  * replication.c, and remote writes come back in through the storage_apply_*
- * functions, which decide by version.
+ * functions, which decide by version (doc/replication.md section 1).
  *
  * All functions are thread-safe: they take the key's item lock internally
  * and return with no lock held.  An item returned to the caller carries a
@@ -128,33 +128,100 @@ enum delete_result {
     DELETE_EXISTS,      /* cas_in given and different: EXISTS / EX */
 };
 
-/* Delete key (when cas_in is non-zero, only if its CAS matches). */
+/* Delete key (when cas_in is non-zero, only if its CAS matches).  While
+ * tombstones are kept (storage_keep_tombstones) the key becomes a
+ * tombstone, reported through the on_item hook. */
 enum delete_result storage_delete(const char *key, size_t nkey,
                                   uint64_t cas_in, struct thread_stats *ts);
 
 /* flush_all: invalidate every item stored before `when` (server time; a
  * time not in the future means now).  Items vanish lazily on access and are
- * reclaimed by the crawler. */
+ * reclaimed by the crawler.  A later flush (by version) replaces a pending
+ * delayed one. */
 void storage_flush(rel_time_t when, struct thread_stats *ts);
 
 /* ---- Replication interface ---- */
 
 /* Reported after every successful local mutation, with no lock held.  The
- * hook must item_ref() the item if it keeps it past the call. */
+ * hook must item_ref() the item if it keeps it past the call.  A delete is
+ * reported through on_item with its tombstone (storage_keep_tombstones);
+ * without tombstones it is not reported. */
 struct storage_hooks {
     void (*on_item)(item *it);      /* it is now the key's state */
-    void (*on_delete)(const char *key, size_t nkey, uint64_t version);
     void (*on_flush)(rel_time_t when, uint64_t version);
 };
 
 /* Register the hooks (NULL to remove); call before worker threads start. */
 void storage_set_hooks(const struct storage_hooks *hooks);
 
+/* ---- Replication: applying a peer's states (doc/replication.md 1) ---- */
+
+enum apply_result {
+    APPLY_APPLIED = 1,  /* it is now the key's state */
+    APPLY_STALE,        /* what we hold (item or tombstone) or the last
+                           flush is newer: ignored, a "conflict" */
+};
+
+/* it: from storage_alloc(), value filled in, it->cas and it->version set
+ * by the caller (the peer's values).  Becomes the key's state when
+ * it->version is greater than the version of the key's current item or
+ * tombstone (an expired or flushed item counts as absent) and not older
+ * than the last flush_all (local or applied).  Does NOT call the hooks (a
+ * peer's write is not sent back).  The caller keeps its reference.  Counts
+ * as a set (total_items etc.) but in no client counter (ts is not
+ * touched).  With -C the CAS is stored as 0. */
+enum apply_result storage_apply_item(item *it, struct thread_stats *ts);
+
+/* A peer's delete: make the key a tombstone of this version when newer
+ * than what is held -- also when the key is absent, so an older write that
+ * arrives later loses.  No hooks, no counters.  When memory for the
+ * tombstone can't be found the key is still removed (APPLY_APPLIED). */
+enum apply_result storage_apply_delete(const char *key, size_t nkey,
+                                       uint64_t version,
+                                       struct thread_stats *ts);
+
+/* A peer's flush_all: exactly what storage_flush does locally, with the
+ * peer's version (when = 0 or in the past: at once).  No hooks. */
+void storage_apply_flush(rel_time_t when, uint64_t version);
+
+/* From now on, deletes (storage_delete, and a delete by any future meta
+ * command) leave a tombstone instead of unlinking: an item with
+ * ITEM_TOMBSTONE, the key, no value ("\r\n" only), the delete's version,
+ * exptime = now + ttl seconds; invisible to every client command (get,
+ * touch, incr, add/replace/append/cas treat it as absent; add/set over it
+ * replace it), never counted in curr_items (storage_totals.tombstones
+ * counts them), evictable by memory pressure like any item, reclaimed by
+ * the crawler when expired.  The on_item hook is called with the
+ * tombstone.  Call before worker threads start. */
+void storage_keep_tombstones(uint32_t ttl_seconds);
+
+/* ---- Replication: walking the whole cache for a bulk sync (4.3) ---- */
+
+struct storage_walk;
+
+/* Start a walk over every bucket of the hash table; hash expansion waits
+ * until storage_walk_end() (so no bucket is missed or visited twice).
+ * NULL on out of memory.  Several walks may run at once; one walk's calls
+ * must all come from the thread that began it, and every walk must end
+ * before storage_shutdown(). */
+struct storage_walk *storage_walk_begin(void);
+
+/* Up to max items (live items and tombstones; expired and flushed ones
+ * skipped), each with a reference the caller drops with item_release().
+ * Holds one bucket's item lock at a time and only while taking
+ * references.  Returns 0 when the walk is complete (also, after logging a
+ * line, when memory ran out part-way). */
+size_t storage_walk_next(struct storage_walk *w, item **out, size_t max);
+
+/* End the walk (complete or not) and let the hash table grow again. */
+void storage_walk_end(struct storage_walk *w);
+
 /* ---- Reports and controls (stats, slabs, lru_crawler commands) ---- */
 
 /* Engine gauges and counters for the general "stats" report. */
 struct storage_totals {
     uint64_t curr_items;
+    uint64_t tombstones;         /* replication's delete markers */
     uint64_t total_items;
     uint64_t bytes;              /* bytes of items currently stored */
     uint64_t evictions;
