@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "options.h"
+#include "replication.h"
 #include "storage.h"
 #include "thread.h"
 #include "util.h"
@@ -45,7 +46,15 @@ int main(int argc, char **argv)
         pidfile_remove();
         return 1;
     }
+    /* Replication registers its storage hooks before any client can write,
+     * and binds -X before we report the start-up as done. */
+    if (!repl_start()) {
+        storage_shutdown();
+        pidfile_remove();
+        return 1;
+    }
     if (!server_start()) {
+        repl_drain_and_stop();
         storage_shutdown();
         pidfile_remove();
         return 1;
@@ -53,7 +62,9 @@ int main(int argc, char **argv)
     daemon_started();
 
     server_run();
-
+    /* Clients are gone: what they wrote goes to the peer before we exit
+     * (doc/replication.md section 6); its walks end before the engine. */
+    repl_drain_and_stop();
     storage_shutdown();
     pidfile_remove();
     mc_log(1, "Exiting normally");

@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "memcached.h"
+#include "replication.h"
 #include "storage.h"
 
 /* The settings that change at run time are read with relaxed atomic loads
@@ -181,6 +182,11 @@ void stats_report_general(add_stat_fn add, void *ctx)
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         if (lines[i].shown)
             stats_addf(add, ctx, lines[i].name, "%llu", (unsigned long long)lines[i].value);
+    /* Our own lines come last: replication (doc/replication.md 7). */
+    if (repl_active()) {
+        stats_addf(add, ctx, "tombstones", "%llu", (unsigned long long)st.tombstones);
+        repl_report(add, ctx);
+    }
 }
 
 /* ---- "stats settings" ---- */
