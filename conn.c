@@ -988,7 +988,8 @@ static void conn_unlink(struct conn_thread *ct, struct conn *c)
     GAUGE_ADD(ct->g_conns, -1);
 }
 
-/* A connection struct for fd, registered for reading and linked. */
+/* A connection struct for fd (its peer address recorded), registered for
+ * reading and linked. */
 static struct conn *conn_create(struct conn_thread *ct, int fd,
                                 enum conn_transport t, const char *listen_name)
 {
@@ -1004,6 +1005,14 @@ static struct conn *conn_create(struct conn_thread *ct, int fd,
     c->last_cmd_time = current_time;
     c->state = conn_waiting;
     c->wait_for = conn_read;
+    if (t == CONN_TCP) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    /* Before linking: "stats conns" may read it from then on. */
+    c->peer_len = sizeof(c->peer);
+    if (t == CONN_UDP || getpeername(fd, &c->peer.sa, &c->peer_len) != 0)
+        c->peer_len = 0;
     event_assign(&c->ev, ct->base, fd, EV_READ | EV_PERSIST, conn_event_cb, c);
     if (event_add(&c->ev, NULL) != 0) {
         free(c);
@@ -1051,13 +1060,6 @@ bool conn_new_client(struct conn_thread *ct, int fd, enum conn_transport t,
         conn_abandon(fd);
         return false;
     }
-    if (t == CONN_TCP) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    c->peer_len = sizeof(c->peer);
-    if (getpeername(fd, &c->peer.sa, &c->peer_len) != 0)
-        c->peer_len = 0;
     mc_log(2, "<%d new %s client connection%s", fd,
            c->protocol == PROTO_NEGOTIATE ? "auto-negotiating"
            : c->protocol == PROTO_BINARY ? "binary" : "ascii",
