@@ -5,7 +5,7 @@
  * memcached.c calls, in order: server_start() once settings are final and
  * the process is daemonized, then server_run(), which returns when a
  * SIGTERM/SIGINT or the "shutdown" command asks the server to stop.
- * (The worker/dispatch API used by conn.c is below these.)
+ * Below them, the two listener reports conn.c's "stats" functions use.
  */
 #ifndef THREAD_H
 #define THREAD_H
@@ -27,7 +27,10 @@ bool server_start(void);
  * stop is requested; then stop accepting, let workers finish, return. */
 void server_run(void);
 
-/* Ask server_run() to return; safe from any thread. */
+/* Ask server_run() to return; safe from any thread (the "shutdown"
+ * command, signals).  Listeners close first, then every connection;
+ * graceful: each connection first gets one (non-blocking) attempt to send
+ * what it has queued.  A non-graceful request wins over a graceful one. */
 void server_request_stop(bool graceful);
 
 /* ---- For conn.c's reports ---- */
