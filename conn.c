@@ -47,6 +47,11 @@
  * total datagrams, 0).  A command that does not fit in its datagram is
  * dropped, as memcached does.
  *
+ * Protocols: the first byte of a connection picks the module (under
+ * -B auto; -B ascii/binary fix it) and the machine calls it through a
+ * proto_ops table.  Only the text protocol is built: a binary client is
+ * logged (-v) and disconnected; proto_bin.c will add its table.
+ *
  * maxconns: a TCP/UNIX connection is admitted when fewer than
  * settings.maxconns client connections are open (UDP and listening sockets
  * are not counted); otherwise it is answered "ERROR Too many open
