@@ -32,7 +32,7 @@ open my $lock, '>', '/run/lock/memcachedrep-pkg-test.lock' or die "lock file: $!
 flock($lock, LOCK_EX) or die "flock: $!";
 plan skip_all => 'the memcachedrep package is installed on this machine; this test would '
                . 'replace and purge it (dpkg --purge memcachedrep to let it run)'
-    if E2E::package_installed('memcachedrep');
+    if package_installed('memcachedrep');
 
 my $INIT = '/etc/init.d/memcachedrep';
 my $tmp = tempdir('mcr-pkg.XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -92,7 +92,7 @@ ok(!$content{'/usr/bin/memcached'}, 'and not /usr/bin/memcached (it coexists wit
 my $user_existed = getpwnam('memcache') ? 1 : 0;
 my $memcached_md5 = md5_of('/usr/bin/memcached');
 on_cleanup(sub {
-    return unless E2E::package_installed('memcachedrep');
+    return unless package_installed('memcachedrep');
     run_cmd($INIT, 'stop');
     run_cmd('dpkg', '--purge', 'memcachedrep');
 });
@@ -190,7 +190,7 @@ for my $path (qw(/usr/bin/memcachedrep /usr/bin/memcachedrep-tool /etc/default/m
 ok(!glob('/etc/rc?.d/*memcachedrep'), 'purge removed the rc.d links');
 # The user goes with the package unless it was there before, or Debian's
 # memcached (which runs as it too) is installed.
-my $user_kept = $user_existed || E2E::package_installed('memcached');
+my $user_kept = $user_existed || package_installed('memcached');
 is(getpwnam('memcache') ? 1 : 0, $user_kept ? 1 : 0,
    $user_kept ? 'the memcache user, shared with memcached, is kept'
               : 'the memcache user created on install is removed');

@@ -17,16 +17,14 @@ use File::Path qw(remove_tree);
 use File::Spec;
 use File::Temp qw(tempdir);
 use FindBin;
-use IO::Select;
 use IO::Socket::IP;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Test::More;
-use Time::HiRes qw(time sleep);
 
-use MemcachedTest qw(wait_until free_port memcached_bin);
+use MemcachedTest qw(wait_until memcached_bin);
 
 our @EXPORT = qw(
-    require_root require_netns need_packages skip_if_sanitizer_build
+    require_root require_netns need_packages package_installed skip_if_sanitizer_build
     on_cleanup run_cmd run_ok repo_root tool_path
     netns_lab enter_netns spawn
     mc_client wait_listening
@@ -449,7 +447,7 @@ E2E - helpers of the end-to-end tests (package, PHP, keepalived, nutcracker)
 B<require_root>, B<require_netns> skip the whole test file, with the
 reason, when the test cannot run here.  B<need_packages>(I<pkg>...)
 installs the missing Debian packages with apt-get (skipping only when not
-root).  B<skip_if_sanitizer_build> skips a test that builds its own binary
+root); B<package_installed>(I<pkg>) tells whether one is.  B<skip_if_sanitizer_build> skips a test that builds its own binary
 when the suite runs against the sanitizer build.
 
 =head1 CLEANUP
