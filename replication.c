@@ -427,16 +427,16 @@ static void drain_rings(void)
 
 /* ---- Encoding (4.1) ---- */
 
-/* Fill iov with the next messages of l, starting at the head (skipping
- * out_off bytes of it).  hdrs holds the per-message fixed part. */
+/* Fill iov with up to max_msgs next messages of l, starting at the head
+ * (skipping out_off bytes of it).  hdrs holds the per-message fixed part. */
 #define MAX_BATCH 256
 static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HDR + ITEM_FIXED],
-                     size_t *nmsgs)
+                     size_t max_msgs)
 {
     int n = 0;
     size_t skip = l->out_off;
     size_t msgs = 0;
-    for (size_t i = 0; i < l->out_len && msgs < MAX_BATCH; i++, msgs++) {
+    for (size_t i = 0; i < l->out_len && msgs < max_msgs; i++, msgs++) {
         struct out_msg *m = &l->out[(l->out_head + i) % l->out_cap];
         uint8_t *h = hdrs[msgs];
         struct iovec parts[3];
@@ -497,7 +497,6 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
             n++;
         }
     }
-    *nmsgs = msgs;
     return n;
 }
 
@@ -512,8 +511,10 @@ static size_t msg_size(const struct out_msg *m)
     }
 }
 
-/* Control messages (ACK, PING, PONG, HELLO, BYE) jump the queue: they are
- * sent whenever no data message is half written. */
+/* Control messages (ACK, PING, PONG, HELLO) jump the queue, but only at a
+ * message boundary: one is started only when no data message is half
+ * written, and while one waits, data is written only up to the end of the
+ * message in progress. */
 static bool ctrl_set(struct link *l, uint8_t type, const uint8_t *body, size_t len)
 {
     if (l->ctrl_len != 0 || len + FRAME_HDR > sizeof(l->ctrl))
@@ -573,7 +574,7 @@ static void link_try_write(struct link *l)
                     l->ack_due = false;
             }
         }
-        if (l->ctrl_len) {
+        if (l->ctrl_len && (l->ctrl_off > 0 || l->out_off == 0)) {
             ssize_t w = send(l->fd, l->ctrl + l->ctrl_off, l->ctrl_len - l->ctrl_off, MSG_NOSIGNAL);
             if (w < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -596,8 +597,7 @@ static void link_try_write(struct link *l)
             break;
         struct iovec iov[MAX_BATCH * 3];
         static uint8_t hdrs[MAX_BATCH][FRAME_HDR + ITEM_FIXED];
-        size_t nmsgs;
-        int niov = build_iov(l, iov, hdrs, &nmsgs);
+        int niov = build_iov(l, iov, hdrs, l->ctrl_len ? 1 : MAX_BATCH);
         ssize_t w = writev(l->fd, iov, niov);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
