@@ -15,9 +15,12 @@
  *     taken) into its own single-producer/single-consumer ring; the
  *     replication thread is the only consumer.  No lock on that path; a
  *     worker writes the wake-up eventfd only when the replication thread has
- *     said it is going to sleep (ring_sleeping), so a busy stream costs
- *     no system call per write.  Flush events are rare and go through a
- *     mutex-protected list.
+ *     said it is going to sleep (ring_sleeping).  Once woken, the thread
+ *     lingers: it polls the rings every LINGER_US for as long as writes
+ *     keep coming and only then goes back to sleep, so a busy stream costs
+ *     the workers no system call and the link one writev per batch, at the
+ *     price of up to LINGER_US of lag.  Flush events are rare and go
+ *     through a mutex-protected list.
  *   - link_up (seq_cst) tells workers whether to queue at all: while no
  *     link is up nothing is queued, because the bulk sync on the next
  *     connect carries everything.  The flag is raised before the sync walk
@@ -148,7 +151,9 @@ struct link {
     char *rbuf;
     size_t rsize, rlen;
     uint64_t msgs_received;     /* applied messages: what we ACK */
-    bool ack_due;
+    uint64_t ack_sent;          /* msgs_received in the last ACK */
+    bool ack_due;               /* msgs_received moved since that ACK */
+    bool ack_now;               /* the ACK timer says: don't wait longer */
     bool peer_synced;           /* peer's SYNC_END arrived */
 
     /* Sending: a FIFO of messages, head sent partially up to out_off. */
@@ -185,6 +190,15 @@ static struct event *listen_ev;
 static struct event *retry_timer;
 static struct event *ping_timer;
 static struct event *wake_ev;
+static struct event *linger_timer;
+static struct event *ack_timer;
+
+/* Stay awake this long after a batch before sleeping (see the top). */
+#define LINGER_US 200
+/* ACK every ACK_EVERY messages, and at the latest ACK_DELAY_US after the
+ * first unacknowledged one. */
+#define ACK_EVERY 256
+#define ACK_DELAY_US 1000
 static int retry_ms = 100;
 static bool self_dial;          /* dialing -x reached our own listener */
 
@@ -382,9 +396,10 @@ static bool queue_state(struct link *l, item *it)
 
 /* Move everything the workers queued into the active link's out queue (or
  * drop it when there is no link).  Returns with the overflow rule applied
- * (section 5). */
-static void drain_rings(void)
+ * (section 5).  Returns how many entries it took. */
+static size_t drain_rings(void)
 {
+    size_t taken = 0;
     pthread_mutex_lock(&rings_lock);
     struct repl_ring *list = rings;
     pthread_mutex_unlock(&rings_lock);
@@ -393,6 +408,7 @@ static void drain_rings(void)
     for (struct repl_ring *r = list; r; r = r->next) {
         uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
         uint64_t tail = r->tail;
+        taken += head - tail;
         while (tail != head) {
             item *it = r->slots[tail % RING_SLOTS];
             tail++;
@@ -408,6 +424,7 @@ static void drain_rings(void)
     pthread_mutex_unlock(&flush_lock);
     while (f) {
         struct flush_event *next = f->next;
+        taken++;
         if (l)
             out_push(l, MSG_FLUSH, NULL, f->version, (uint64_t)rel_to_unix(f->when));
         free(f);
@@ -423,6 +440,7 @@ static void drain_rings(void)
                peer_label, l->out_len, (unsigned long long)l->out_bytes);
         link_close(l, "pending stream overflow");
     }
+    return taken;
 }
 
 /* ---- Encoding (4.1) ---- */
@@ -563,15 +581,22 @@ static void walk_feed(struct link *l)
 
 /* ---- Writing ---- */
 
+/* An ACK is sent once ACK_EVERY messages are waiting for one, or when
+ * the ACK timer has fired. */
+static bool ack_ready(const struct link *l)
+{
+    return l->ack_due && (l->ack_now || l->msgs_received - l->ack_sent >= ACK_EVERY);
+}
+
 static void link_try_write(struct link *l)
 {
     for (;;) {
-        if (l->out_off == 0 && l->ctrl_len == 0) {
-            if (l->ack_due) {
-                uint8_t b[8];
-                put64(b, l->msgs_received);
-                if (ctrl_set(l, MSG_ACK, b, 8))
-                    l->ack_due = false;
+        if (l->out_off == 0 && l->ctrl_len == 0 && ack_ready(l)) {
+            uint8_t b[8];
+            put64(b, l->msgs_received);
+            if (ctrl_set(l, MSG_ACK, b, 8)) {
+                l->ack_due = l->ack_now = false;
+                l->ack_sent = l->msgs_received;
             }
         }
         if (l->ctrl_len && (l->ctrl_off > 0 || l->out_off == 0)) {
@@ -619,7 +644,7 @@ static void link_try_write(struct link *l)
             out_pop(l);
         }
     }
-    bool want_write = l->ctrl_len || l->ack_due || (l->hello_done && (l->out_len || l->walk));
+    bool want_write = l->ctrl_len || ack_ready(l) || (l->hello_done && (l->out_len || l->walk));
     if (want_write)
         event_add(l->wev, NULL);
     else
@@ -875,6 +900,10 @@ static void link_on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (budget == 0)
             break;
+    }
+    if (l->ack_due && l == active && !evtimer_pending(ack_timer, NULL)) {
+        struct timeval tv = {0, ACK_DELAY_US};
+        evtimer_add(ack_timer, &tv);
     }
     link_try_write(l);
 }
@@ -1185,26 +1214,58 @@ static void update_gauges(void)
     }
 }
 
+/* Take what the workers queued and send it; true when there was any. */
+static bool pump(void)
+{
+    size_t n = drain_rings();
+    if (active && active->hello_done)
+        link_try_write(active);
+    return n > 0;
+}
+
+static void linger(void)
+{
+    struct timeval tv = {0, LINGER_US};
+    evtimer_add(linger_timer, &tv);
+}
+
+/* Woken by a worker: send, then linger instead of sleeping at once. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     uint64_t v;
     ssize_t n = read(wake_fd, &v, sizeof(v));
     (void)n;
-    drain_rings();
-    if (active && active->hello_done)
-        link_try_write(active);
+    pump();
     update_gauges();
     if (__atomic_load_n(&drain_requested, __ATOMIC_SEQ_CST) && !drain_running) {
         drain_running = true;
         drain_step(-1, 0, NULL);
         return;
     }
+    linger();
+}
+
+/* LINGER_US after a batch: more writes came in meanwhile -> send them and
+ * linger again; none -> go to sleep until a worker wakes us. */
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    if (pump()) {
+        linger();
+        return;
+    }
     __atomic_store_n(&ring_sleeping, 1, __ATOMIC_SEQ_CST);
     /* A producer may have pushed after our drain but before the flag went
-     * up; look once more so that write is not left waiting. */
-    drain_rings();
-    if (active && active->hello_done)
+     * up, without waking us: look once more. */
+    if (pump() && __atomic_exchange_n(&ring_sleeping, 0, __ATOMIC_SEQ_CST))
+        linger();
+}
+
+static void on_ack_timer(evutil_socket_t fd, short what, void *arg)
+{
+    if (active && active->ack_due) {
+        active->ack_now = true;
         link_try_write(active);
+    }
 }
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
@@ -1282,12 +1343,21 @@ bool repl_start(void)
         queue_max_bytes = 4 * (uint64_t)OUT_HIGH_WATER;
 
     wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    base = event_base_new();
+    /* The linger is a fraction of a millisecond: ask for a timerfd-backed
+     * timer, epoll_wait alone rounds timeouts to milliseconds. */
+    struct event_config *cfg = event_config_new();
+    if (cfg != NULL) {
+        event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+        base = event_base_new_with_config(cfg);
+        event_config_free(cfg);
+    }
     if (wake_fd < 0 || base == NULL) {
         fprintf(stderr, "memcached: cannot start replication: %s\n", strerror(errno));
         return false;
     }
     wake_ev = event_new(base, wake_fd, EV_READ | EV_PERSIST, on_wake, NULL);
+    linger_timer = evtimer_new(base, on_linger, NULL);
+    ack_timer = evtimer_new(base, on_ack_timer, NULL);
     retry_timer = evtimer_new(base, on_retry, NULL);
     ping_timer = event_new(base, -1, EV_PERSIST, on_ping, NULL);
     struct timeval second = {1, 0};
