@@ -11,9 +11,12 @@
  *
  * Expansion.  When the table holds more than 1.5 items per bucket (and
  * settings.hash_expand), an insert wakes the expansion thread, which:
- *   1. allocates a table twice as large, then under item_lock_all() makes
- *      it primary, keeps the current one as old_table and starts moving
- *      buckets from expand_bucket = 0;
+ *   1. allocates a table twice as large (or larger: assoc_reserve() may
+ *      have asked for room for many items at once, as a replication bulk
+ *      sync does, so the table grows once instead of once per doubling),
+ *      then under item_lock_all() makes it primary, keeps the current one
+ *      as old_table (of old_power) and starts moving buckets from
+ *      expand_bucket = 0;
  *   2. moves old buckets one at a time, each under its item lock, to their
  *      places in the new table, then advances expand_bucket;
  *   3. under item_lock_all() drops old_table and frees it.
@@ -54,7 +57,10 @@
 
 static item **primary;
 static item **old_table;            /* only while expanding */
+static unsigned old_power;          /* of old_table; set under lock_all
+                                     * (atomic for reports) */
 static unsigned hashpower;          /* of primary; changed under lock_all */
+static unsigned wanted_power;       /* atomic: assoc_reserve()'s request */
 static bool expanding;              /* changed under lock_all */
 /* (Both are also read without locks, for reports only.) */
 static uint64_t expand_bucket;      /* next old bucket to move (atomic) */
@@ -93,7 +99,7 @@ bool assoc_init(unsigned power)
 static item **bucket_of(uint32_t hv)
 {
     if (expanding) {
-        uint64_t ob = hv & MASK(hashpower - 1);
+        uint64_t ob = hv & MASK(old_power);
         if (ob >= __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED))
             return &old_table[ob];
     }
@@ -145,6 +151,22 @@ void assoc_insert(item *it, uint32_t hv)
         request_expansion();
 }
 
+void assoc_reserve(uint64_t n)
+{
+    unsigned power = __atomic_load_n(&hashpower, __ATOMIC_RELAXED);
+    while (power < HASHPOWER_MAX && BUCKETS(power) * 3 / 2 < n)
+        power++;
+    if (power <= __atomic_load_n(&hashpower, __ATOMIC_RELAXED) || !expander_running ||
+        __atomic_load_n(&expand_failed, __ATOMIC_RELAXED))
+        return;
+    unsigned wanted = __atomic_load_n(&wanted_power, __ATOMIC_RELAXED);
+    while (wanted < power &&
+           !__atomic_compare_exchange_n(&wanted_power, &wanted, power, true,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    request_expansion();
+}
+
 void assoc_delete(item *it, uint32_t hv)
 {
     item **pp = link_to(it, hv);
@@ -176,10 +198,25 @@ static void move_bucket(uint64_t b)
     old_table[b] = NULL;
 }
 
-/* One full doubling of the table (expansion thread). */
-static void expand_table(void)
+/* The power to grow to: the next doubling, or what assoc_reserve() asked
+ * for when that is more. */
+static unsigned next_power(void)
 {
     unsigned power = hashpower + 1;
+    unsigned wanted = __atomic_load_n(&wanted_power, __ATOMIC_RELAXED);
+    if (wanted > power)
+        power = wanted;
+    return power > HASHPOWER_MAX ? HASHPOWER_MAX : power;
+}
+
+/* Buckets moved per hold of walk_lock: walkers wait for at most this many
+ * bucket moves, and the expansion does not pay for the lock per bucket. */
+#define MOVE_BATCH 256
+
+/* One growth of the table (expansion thread). */
+static void expand_table(void)
+{
+    unsigned power = next_power();
     item **bigger = calloc(BUCKETS(power), sizeof(item *));
     if (bigger == NULL) {
         mc_logf("Hash table expansion to 2^%u buckets failed: out of memory;"
@@ -192,6 +229,7 @@ static void expand_table(void)
     pthread_rwlock_wrlock(&walk_lock);
     item_lock_all();
     old_table = primary;
+    __atomic_store_n(&old_power, hashpower, __ATOMIC_RELAXED);
     primary = bigger;
     __atomic_store_n(&hashpower, power, __ATOMIC_RELAXED);
     __atomic_store_n(&expand_bucket, 0, __ATOMIC_RELAXED);
@@ -199,14 +237,16 @@ static void expand_table(void)
     item_unlock_all();
     pthread_rwlock_unlock(&walk_lock);
 
-    for (uint64_t b = 0; b < BUCKETS(power - 1); b++) {
+    for (uint64_t b = 0; b < BUCKETS(old_power);) {
         if (__atomic_load_n(&expander_stop, __ATOMIC_RELAXED))
             return; /* the process is exiting */
         pthread_rwlock_wrlock(&walk_lock);
-        item_lock((uint32_t)b);
-        move_bucket(b);
-        __atomic_store_n(&expand_bucket, b + 1, __ATOMIC_RELAXED);
-        item_unlock((uint32_t)b);
+        for (uint64_t end = b + MOVE_BATCH; b < end && b < BUCKETS(old_power); b++) {
+            item_lock((uint32_t)b);
+            move_bucket(b);
+            __atomic_store_n(&expand_bucket, b + 1, __ATOMIC_RELAXED);
+            item_unlock((uint32_t)b);
+        }
         pthread_rwlock_unlock(&walk_lock);
     }
 
@@ -311,7 +351,7 @@ bool assoc_walk_bucket(struct assoc_walk *w, bool (*keep)(const item *it),
         /* The primary table first, then what the expansion (paused) has
          * not moved out of the old one yet. */
         item **table = w->in_old ? old_table : primary;
-        uint64_t end = w->in_old ? BUCKETS(hashpower - 1) : BUCKETS(hashpower);
+        uint64_t end = w->in_old ? BUCKETS(old_power) : BUCKETS(hashpower);
         if (w->bucket == end) {
             if (w->in_old || !expanding)
                 return false;
@@ -361,7 +401,7 @@ void assoc_get_stats(struct assoc_stats *out)
     out->hash_power_level = power;
     out->hash_bytes = BUCKETS(power) * sizeof(item *);
     if (growing)
-        out->hash_bytes += BUCKETS(power - 1) * sizeof(item *);
+        out->hash_bytes += BUCKETS(__atomic_load_n(&old_power, __ATOMIC_RELAXED)) * sizeof(item *);
     out->is_expanding = growing;
     out->items = __atomic_load_n(&nitems, __ATOMIC_RELAXED);
 }

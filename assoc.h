@@ -23,6 +23,11 @@ item *assoc_find(const char *key, size_t nkey, uint32_t hv);
 /* Add it (its key must not be in the table); may wake the expander. */
 void assoc_insert(item *it, uint32_t hv);
 
+/* Make room for n items in all: ask the expansion thread to grow the table
+ * in one step to the size n items need (no-op when it is big enough or
+ * expansion is off).  Takes no item lock. */
+void assoc_reserve(uint64_t n);
+
 /* Remove it from the table (it must be there). */
 void assoc_delete(item *it, uint32_t hv);
 

@@ -493,8 +493,9 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
             parts[np++] = (struct iovec){h, FRAME_HDR + 16};
             break;
         case MSG_SYNC_BEGIN:
-            frame_header(h, 0, MSG_SYNC_BEGIN);
-            parts[np++] = (struct iovec){h, FRAME_HDR};
+            frame_header(h, 8, MSG_SYNC_BEGIN);
+            put64(h + FRAME_HDR, m->a);
+            parts[np++] = (struct iovec){h, FRAME_HDR + 8};
             break;
         case MSG_SYNC_END:
             frame_header(h, 8, MSG_SYNC_END);
@@ -524,6 +525,7 @@ static size_t msg_size(const struct out_msg *m)
     case MSG_ITEM: return FRAME_HDR + ITEM_FIXED + m->it->nkey + m->it->nbytes - 2;
     case MSG_DELETE: return FRAME_HDR + DELETE_FIXED + m->it->nkey;
     case MSG_FLUSH: return FRAME_HDR + 16;
+    case MSG_SYNC_BEGIN:
     case MSG_SYNC_END: return FRAME_HDR + 8;
     default: return FRAME_HDR;
     }
@@ -781,13 +783,17 @@ static const char *handle_frame(struct link *l, uint8_t type, const uint8_t *b, 
         RS_ADD(items_received, 1);
         return NULL;
     }
-    case MSG_SYNC_BEGIN:
-        if (len != 0)
-            return "SYNC_BEGIN with a body";
+    case MSG_SYNC_BEGIN: {
+        if (len != 8)
+            return "SYNC_BEGIN of the wrong size";
+        struct storage_totals t;
+        storage_get_totals(&t);
+        storage_reserve(t.curr_items + t.tombstones + get64(b));
         l->msgs_received++;
         l->ack_due = true;
         l->peer_synced = false;
         return NULL;
+    }
     case MSG_SYNC_END:
         if (len != 8)
             return "SYNC_END of the wrong size";
@@ -1016,7 +1022,9 @@ static const char *link_became_up(struct link *l)
     __atomic_store_n(&link_up, 1, __ATOMIC_SEQ_CST);
     set_state(STATE_SYNCING);
     clock_gettime(CLOCK_MONOTONIC, &l->sync_started);
-    out_push(l, MSG_SYNC_BEGIN, NULL, 0, 0);
+    struct storage_totals t;
+    storage_get_totals(&t);
+    out_push(l, MSG_SYNC_BEGIN, NULL, t.curr_items + t.tombstones, 0);
     pthread_mutex_lock(&flush_lock);
     struct flush_event f = last_flush;
     pthread_mutex_unlock(&flush_lock);

@@ -706,6 +706,11 @@ void storage_walk_end(struct storage_walk *w)
     free(w);
 }
 
+void storage_reserve(uint64_t n)
+{
+    assoc_reserve(n);
+}
+
 /* ---- Reports ---- */
 
 void storage_get_totals(struct storage_totals *out)

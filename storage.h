@@ -216,6 +216,11 @@ size_t storage_walk_next(struct storage_walk *w, item **out, size_t max);
 /* End the walk (complete or not) and let the hash table grow again. */
 void storage_walk_end(struct storage_walk *w);
 
+/* A bulk sync announces how many items are coming: grow the hash table
+ * once, in the background, to hold n items in all, instead of doubling
+ * it again and again while they arrive. */
+void storage_reserve(uint64_t n);
+
 /* ---- Reports and controls (stats, slabs, lru_crawler commands) ---- */
 
 /* Engine gauges and counters for the general "stats" report. */
