@@ -583,6 +583,19 @@ static void walk_feed(struct link *l)
 
 /* ---- Writing ---- */
 
+/* What to do after send/writev returned w < 0: wait for the socket to be
+ * writable, try again (EINTR), or give up (the link is closed). */
+enum send_outcome { SEND_WAIT, SEND_RETRY, SEND_CLOSED };
+static enum send_outcome send_failed(struct link *l)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return SEND_WAIT;
+    if (errno == EINTR)
+        return SEND_RETRY;
+    link_close(l, strerror(errno));
+    return SEND_CLOSED;
+}
+
 /* An ACK is sent once ACK_EVERY messages are waiting for one, or when
  * the ACK timer has fired. */
 static bool ack_ready(const struct link *l)
@@ -604,12 +617,12 @@ static void link_try_write(struct link *l)
         if (l->ctrl_len && (l->ctrl_off > 0 || l->out_off == 0)) {
             ssize_t w = send(l->fd, l->ctrl + l->ctrl_off, l->ctrl_len - l->ctrl_off, MSG_NOSIGNAL);
             if (w < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                enum send_outcome o = send_failed(l);
+                if (o == SEND_CLOSED)
+                    return;
+                if (o == SEND_WAIT)
                     break;
-                if (errno == EINTR)
-                    continue;
-                link_close(l, strerror(errno));
-                return;
+                continue;
             }
             RS_ADD(bytes_sent, (uint64_t)w);
             l->ctrl_off += (size_t)w;
@@ -627,12 +640,12 @@ static void link_try_write(struct link *l)
         int niov = build_iov(l, iov, hdrs, l->ctrl_len ? 1 : MAX_BATCH);
         ssize_t w = writev(l->fd, iov, niov);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            enum send_outcome o = send_failed(l);
+            if (o == SEND_CLOSED)
+                return;
+            if (o == SEND_WAIT)
                 break;
-            if (errno == EINTR)
-                continue;
-            link_close(l, strerror(errno));
-            return;
+            continue;
         }
         RS_ADD(bytes_sent, (uint64_t)w);
         size_t done = (size_t)w + l->out_off;
