@@ -421,68 +421,114 @@ static bool parse_counter(const char *data, size_t nbytes, uint64_t *out)
     return true;
 }
 
-enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
-                                uint64_t delta, uint64_t cas_in,
-                                uint64_t *value_out, uint64_t *cas_out,
-                                struct thread_stats *ts)
+/* A new unlinked item for key holding value as decimal text (its
+ * allocation reference is the caller's), or NULL when memory is short. */
+static item *counter_item(const char *key, size_t nkey, uint32_t client_flags,
+                          rel_time_t exptime, const char *digits, size_t len)
+{
+    bool too_large;
+    item *n = item_alloc(key, nkey, client_flags, exptime, len + 2, &too_large);
+    if (n != NULL) {
+        memcpy(ITEM_data(n), digits, len);
+        memcpy(ITEM_data(n) + len, "\r\n", 2);
+    }
+    return n;
+}
+
+/* Apply req's delta to it (the key's live item, holding value; item lock
+ * held).  Returns the key's new state with a reference for the caller, or
+ * NULL when memory for a new item is short.  As memcached does, a result
+ * that fits is written in place padded with blanks when nobody else holds
+ * the item, and the LRU place is refreshed but the item is not marked
+ * fetched. */
+static item *apply_delta(item *it, uint32_t hv, const struct delta_req *req,
+                         uint64_t value)
+{
+    char digits[24];
+    size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu",
+                                  (unsigned long long)value);
+    item *now;
+    if (len + 2 <= it->nbytes &&
+        __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 1) {
+        memcpy(ITEM_data(it), digits, len);
+        memset(ITEM_data(it) + len, ' ', it->nbytes - 2 - len);
+        if (req->exptime_set)
+            __atomic_store_n(&it->exptime, req->exptime, __ATOMIC_RELAXED);
+        stamp(it, req->cas_new);
+        now = it;
+        item_ref(now);
+    } else {
+        now = counter_item(ITEM_key(it), it->nkey, it->client_flags,
+                           req->exptime_set ? req->exptime : it->exptime,
+                           digits, len);
+        if (now == NULL)
+            return NULL;
+        put(now, it, hv, req->cas_new);
+    }
+    item_bump(now);
+    return now;
+}
+
+/* A miss with req->vivify: link a new item holding req->initial in place
+ * of old (NULL or a tombstone; item lock held).  Returns it with a
+ * reference for the caller, or NULL when memory is short. */
+static item *vivify_counter(const char *key, size_t nkey, item *old,
+                            uint32_t hv, const struct delta_req *req)
+{
+    char digits[24];
+    size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu",
+                                  (unsigned long long)req->initial);
+    item *now = counter_item(key, nkey, 0, req->exptime, digits, len);
+    if (now != NULL)
+        put(now, old, hv, req->cas_new);
+    return now;
+}
+
+enum delta_result storage_delta_ex(const char *key, size_t nkey,
+                                   const struct delta_req *req,
+                                   uint64_t *value_out, uint64_t *cas_out,
+                                   struct thread_stats *ts)
 {
     uint32_t hv = hash_key(key, nkey);
     enum delta_result r;
     uint64_t value = 0;
     item *now = NULL;
+    bool created = false;
 
     item_lock(hv);
     enum item_state st;
     item *it = item_lookup(key, nkey, hv, &st);
     if (st != ITEM_STATE_LIVE) {
         r = DELTA_NOT_FOUND;
-    } else if (cas_in != 0 && (!settings.use_cas || cas_in != it->cas)) {
+        if (req->vivify) {
+            value = req->initial;
+            now = vivify_counter(key, nkey, it, hv, req);
+            r = now != NULL ? DELTA_OK : DELTA_NO_MEMORY;
+            created = now != NULL;
+        }
+    } else if (req->cas_in != 0 &&
+               (!settings.use_cas || req->cas_in != it->cas)) {
         r = DELTA_EXISTS;
     } else if (!parse_counter(ITEM_data(it), it->nbytes, &value)) {
         r = DELTA_NON_NUMERIC;
     } else {
-        value = incr ? value + delta : delta > value ? 0 : value - delta;
-        char digits[24];
-        size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu",
-                                      (unsigned long long)value);
-        r = DELTA_OK;
-        if (len + 2 <= it->nbytes &&
-            __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 1) {
-            /* Nobody else holds it: rewrite in place, blank-padded. */
-            memcpy(ITEM_data(it), digits, len);
-            memset(ITEM_data(it) + len, ' ', it->nbytes - 2 - len);
-            stamp(it, 0);
-            now = it;
-            item_ref(now);
-        } else {
-            /* A new item: its allocation reference is ours. */
-            bool too_large;
-            now = item_alloc(key, nkey, it->client_flags, it->exptime,
-                             len + 2, &too_large);
-            if (now == NULL) {
-                r = DELTA_NO_MEMORY;
-            } else {
-                memcpy(ITEM_data(now), digits, len);
-                memcpy(ITEM_data(now) + len, "\r\n", 2);
-                put(now, it, hv, 0);
-            }
-        }
-        if (now != NULL) {
-            item_touch_lru(now);
-            if (cas_out != NULL)
-                *cas_out = now->cas;
-        }
+        value = req->incr ? value + req->delta
+                          : req->delta > value ? 0 : value - req->delta;
+        now = apply_delta(it, hv, req, value);
+        r = now != NULL ? DELTA_OK : DELTA_NO_MEMORY;
     }
+    if (now != NULL && cas_out != NULL)
+        *cas_out = now->cas;
     item_unlock(hv);
 
-    if (ts != NULL) {
+    if (ts != NULL && !created) {
         if (r == DELTA_NOT_FOUND) {
-            if (incr)
+            if (req->incr)
                 STATS_INCR(ts, incr_misses);
             else
                 STATS_INCR(ts, decr_misses);
         } else if (r == DELTA_OK) {
-            if (incr)
+            if (req->incr)
                 STATS_INCR(&ts->slab[now->slabs_clsid], incr_hits);
             else
                 STATS_INCR(&ts->slab[now->slabs_clsid], decr_hits);
@@ -493,6 +539,15 @@ enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
         announce_item(now);
     }
     return r;
+}
+
+enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
+                                uint64_t delta, uint64_t cas_in,
+                                uint64_t *value_out, uint64_t *cas_out,
+                                struct thread_stats *ts)
+{
+    struct delta_req req = {.incr = incr, .delta = delta, .cas_in = cas_in};
+    return storage_delta_ex(key, nkey, &req, value_out, cas_out, ts);
 }
 
 /* ---- Removing ---- */

@@ -120,6 +120,30 @@ enum delta_result storage_delta(const char *key, size_t nkey, bool incr,
                                 uint64_t *value_out, uint64_t *cas_out,
                                 struct thread_stats *ts);
 
+/* incr/decr with the options meta "ma" and binary increment/decrement
+ * need.  On a miss with req->vivify the key is created holding
+ * req->initial (as decimal text, client flags 0, expiry req->exptime) and
+ * DELTA_OK is returned with *value_out = initial (the delta is NOT applied
+ * on creation, as in memcached; and, as there, the creation moves no
+ * counter but total_items).  req->cas_in != 0 requires a match
+ * (DELTA_EXISTS); req->cas_new (meta E) sets the new CAS.  A successful
+ * change with req->exptime_set also sets the expiry (binary doesn't; meta
+ * T does). */
+struct delta_req {
+    bool incr;
+    uint64_t delta;
+    uint64_t cas_in;
+    uint64_t cas_new;
+    bool vivify;
+    uint64_t initial;
+    rel_time_t exptime;     /* for a vivified item, and with exptime_set */
+    bool exptime_set;
+};
+enum delta_result storage_delta_ex(const char *key, size_t nkey,
+                                   const struct delta_req *req,
+                                   uint64_t *value_out, uint64_t *cas_out,
+                                   struct thread_stats *ts);
+
 /* ---- Removing ---- */
 
 enum delete_result {
