@@ -49,8 +49,7 @@
  *
  * Protocols: the first byte of a connection picks the module (under
  * -B auto; -B ascii/binary fix it) and the machine calls it through a
- * proto_ops table.  Only the text protocol is built: a binary client is
- * logged (-v) and disconnected; proto_bin.c will add its table.
+ * proto_ops table: proto_text.c, or proto_bin.c for a first byte of 0x80.
  *
  * maxconns: a TCP/UNIX connection is admitted when fewer than
  * settings.maxconns client connections are open (UDP and listening sockets
@@ -357,7 +356,9 @@ void conn_out(struct conn *c, const char *s, size_t len)
     }
 }
 
-void conn_out_item(struct conn *c, item *it)
+/* Queue the first len bytes of the value of it, from item memory (see
+ * conn_out_item). */
+static void conn_out_item_bytes(struct conn *c, item *it, size_t len)
 {
     struct out_block *b = c->out_tail;
     if (!b || b->niov == OUT_IOV || b->nitems == OUT_ITEMS) {
@@ -368,10 +369,20 @@ void conn_out_item(struct conn *c, item *it)
         }
     }
     b->iov[b->niov].iov_base = ITEM_data(it);
-    b->iov[b->niov].iov_len = it->nbytes;
+    b->iov[b->niov].iov_len = len;
     b->niov++;
     b->items[b->nitems++] = it;
     c->out_held += it->nbytes;
+}
+
+void conn_out_item(struct conn *c, item *it)
+{
+    conn_out_item_bytes(c, it, it->nbytes);
+}
+
+void conn_out_item_value(struct conn *c, item *it)
+{
+    conn_out_item_bytes(c, it, it->nbytes - 2);
 }
 
 bool conn_out_full(const struct conn *c)
@@ -755,8 +766,7 @@ static void conn_read_input(struct conn *c)
     }
 }
 
-/* What the connection machine calls in a protocol module.  proto_bin.c
- * will add its own table beside text_ops. */
+/* What the connection machine calls in a protocol module. */
 struct proto_ops {
     enum proto_next (*process)(struct conn *c);
     enum proto_next (*value_read)(struct conn *c);
@@ -769,11 +779,24 @@ static const struct proto_ops text_ops = {
     .abort = proto_text_abort,
 };
 
-/* The module of a decided protocol; NULL when it is not built (binary)
- * or not decided yet. */
+static const struct proto_ops bin_ops = {
+    .process = proto_bin_process,
+    .value_read = proto_bin_value_read,
+    .abort = proto_bin_abort,
+};
+
+/* The module of a decided protocol; NULL while not decided yet. */
 static const struct proto_ops *proto_ops_of(enum protocol p)
 {
-    return p == PROTO_ASCII ? &text_ops : NULL;
+    switch (p) {
+    case PROTO_ASCII:
+        return &text_ops;
+    case PROTO_BINARY:
+        return &bin_ops;
+    case PROTO_NEGOTIATE:
+        break;
+    }
+    return NULL;
 }
 
 /* The protocol module for this connection's commands (see proto_ops_of).
@@ -782,23 +805,12 @@ static const struct proto_ops *proto_ops_of(enum protocol p)
 static const struct proto_ops *conn_proto(struct conn *c)
 {
     if (c->protocol == PROTO_NEGOTIATE) {
-        c->protocol = (unsigned char)c->rcurr[0] == 0x80 ? PROTO_BINARY : PROTO_ASCII;
+        c->protocol = (unsigned char)c->rcurr[0] == PROTO_BIN_REQ_MAGIC
+                      ? PROTO_BINARY : PROTO_ASCII;
         mc_log(2, "%d: Client using the %s protocol", c->fd,
                c->protocol == PROTO_BINARY ? "binary" : "ascii");
     }
     return proto_ops_of(c->protocol);
-}
-
-/* Run the protocol on the buffered input. */
-static enum proto_next conn_protocol_process(struct conn *c)
-{
-    const struct proto_ops *ops = conn_proto(c);
-    if (!ops) {
-        mc_log(1, "<%d binary protocol is not supported yet; closing connection",
-               c->fd);
-        return PROTO_CLOSE_NOW;
-    }
-    return ops->process(c);
 }
 
 /* Act on what the protocol asked for. */
@@ -919,7 +931,7 @@ static void conn_drive(struct conn *c)
             break;
         case conn_parse_cmd:
             ATOMIC_SET(c->last_cmd_time, current_time);
-            conn_after_protocol(c, conn_protocol_process(c));
+            conn_after_protocol(c, conn_proto(c)->process(c));
             break;
         case conn_nread:
             conn_read_value(c);

@@ -6,7 +6,7 @@
  * ever touched by it; the one exception is "stats conns", which reads the
  * fields marked "reported" from other threads (see conn.c for how).
  *
- * Protocol modules (proto_text.c, later proto_bin.c) see a connection
+ * Protocol modules (proto_text.c, proto_bin.c) see a connection
  * through the functions below: they read the unprocessed input at
  * rcurr/rbytes, queue output with conn_out_*(), and return a proto_next
  * (proto_text.h) telling the state machine what to do next.
@@ -26,6 +26,7 @@
 #include <event2/event_struct.h>
 
 #include "items.h"
+#include "proto_bin.h"
 #include "proto_text.h"
 #include "stats.h"
 
@@ -127,6 +128,7 @@ struct conn {
     uint16_t udp_request_id;        /* of the datagram being answered */
 
     struct proto_text_state text;
+    struct proto_bin_state bin;
 
     struct conn *next, *prev;       /* the thread's list */
 };
@@ -189,6 +191,10 @@ void conn_out_commit(struct conn *c, size_t len);
  * from item memory.  Takes over the caller's reference, which is dropped
  * once the bytes are written. */
 void conn_out_item(struct conn *c, item *it);
+
+/* The same without the value's "\r\n" (it->nbytes - 2 bytes), as the
+ * binary protocol sends values. */
+void conn_out_item_value(struct conn *c, item *it);
 
 /* True when the queued output has reached the bound at which a long
  * response (a multi-get) must pause and let it be written. */
