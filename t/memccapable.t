@@ -1,6 +1,6 @@
 #!/usr/bin/perl
-# Runs memccapable (Debian's libmemcached-tools) against the server in
-# ascii mode: every one of its cases must pass.
+# Runs memccapable (Debian's libmemcached-tools) against the server: every
+# one of its ascii and binary protocol cases must pass.
 use strict;
 use warnings;
 use FindBin;
@@ -17,7 +17,7 @@ my $out = '';
 my $pid = open(my $fh, '-|') // die "fork: $!";
 if ($pid == 0) {
     open STDERR, '>&', \*STDOUT;
-    { no warnings 'exec'; exec $tool, '-h', '127.0.0.1', '-p', $srv->port, '-a', '-t', '5'; }
+    { no warnings 'exec'; exec $tool, '-h', '127.0.0.1', '-p', $srv->port, '-t', '5'; }
     print "exec $tool: $!\n";
     POSIX::_exit(127);
 }
@@ -34,9 +34,12 @@ my $status = $?;
 kill 'KILL', $killer;
 waitpid($killer, 0);
 
-my @cases = $out =~ /^(ascii \S+(?: \S+)?)\s+\[(\w+)\]/mg;
+my @cases = $out =~ /^((?:ascii|binary) \S+(?: \S+)?)\s+\[(\w+)\]/mg;
 my %result = @cases;
-cmp_ok(scalar(keys %result), '>=', 20, 'memccapable ran its ascii cases') or diag($out);
+for my $proto (qw(ascii binary)) {
+    cmp_ok(scalar(grep { /^$proto / } keys %result), '>=', 20, "memccapable ran its $proto cases")
+        or diag($out);
+}
 for my $case (sort keys %result) {
     is($result{$case}, 'pass', $case);
 }
