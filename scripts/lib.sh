@@ -3,7 +3,8 @@
 
 # Debian packages the build and the test suite need.
 MC_PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev perl
-libmemcached-tools netcat-openbsd"
+libmemcached-tools netcat-openbsd
+python3-binary-memcached php-cli php-memcached"
 
 mc_log() { printf '==> %s\n' "$*"; }
 
