@@ -146,12 +146,7 @@ $srv->stop;
 
 # ---- Our own choices (memcached 1.6.18 differs) ----
 SKIP: {
-    skip 'memcachedrep behaviour', 3 unless is_memcachedrep();
-    my $b = start_server('-U 0');
-    my $c = $b->new_sock;
-    send_bytes($c, "\x80\x0b" . ("\0" x 22));
-    my ($got, $eof) = read_available($c, 1);
-    ok($eof && $got eq '', 'a binary request is refused by closing (not built yet)');
+    skip 'memcachedrep behaviour', 2 unless is_memcachedrep();
     my $u = start_server(udp => 1);
     my $t = $u->new_sock;
     cmd_is($t, "set u1 0 0 2\r\nab\r\nset u2 0 0 2\r\ncd\r\n", "STORED\r\nSTORED\r\n");
