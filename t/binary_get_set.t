@@ -45,6 +45,21 @@ bin_is($s, $batch,
                        value => "value$_", cas => 'any') } 1 .. 5),
         res_pkt('noop', 'ok', opaque => 99)], 'pipelined getkq + noop: hits only, in order');
 
+# A pipeline whose answers are far larger than the output bound: written
+# as the client reads, complete and in order.
+my $v200k = join('', map { chr(65 + $_ % 26) } 1 .. 200_000);
+bin_set($s, 'stream', $v200k);
+send_bytes($s, join('', map { bin_req('getkq', key => 'stream', opaque => $_) } 1 .. 100)
+               . bin_req('noop', opaque => 1000));
+sleep 0.5;
+my $streamed = 0;
+for my $i (1 .. 100) {
+    my $p = bin_read($s);
+    $streamed++ if $p && $p->{opaque} == $i && $p->{value} eq $v200k;
+}
+is($streamed, 100, '100 pipelined getkq of 200 KB each');
+bin_is($s, '', res_pkt('noop', 'ok', opaque => 1000), 'then the noop');
+
 # ---- add, replace, set with CAS ----
 bin_is($s, bin_req('add', key => 'a', value => 'v1', extras => ext_store(1, 0), opaque => 1),
        res_pkt('add', 'ok', opaque => 1, cas => 'any'), 'add a new key');
