@@ -1070,3 +1070,16 @@ void options_parse(int argc, char **argv)
         mc_log(1, "memcached: %s%s: %s", notes[i].prefix,
                notes[i].name, notes[i].why);
 }
+
+const char *options_protocol_name(enum protocol p)
+{
+    switch (p) {
+    case PROTO_ASCII:
+        return "ascii";
+    case PROTO_BINARY:
+        return "binary";
+    case PROTO_NEGOTIATE:
+        break;
+    }
+    return "auto-negotiate";
+}

@@ -6,6 +6,8 @@
 #ifndef OPTIONS_H
 #define OPTIONS_H
 
+#include "memcached.h"
+
 /* Fill settings with memcached's defaults. */
 void options_defaults(void);
 
@@ -14,5 +16,9 @@ void options_defaults(void);
  * 1.  Options that are accepted but change nothing in this server are
  * reported under -v. */
 void options_parse(int argc, char **argv);
+
+/* The name of a -B protocol setting as memcached prints it ("ascii",
+ * "binary", "auto-negotiate"), for stats settings and -vv. */
+const char *options_protocol_name(enum protocol p);
 
 #endif /* OPTIONS_H */

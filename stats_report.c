@@ -33,6 +33,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "memcached.h"
+#include "options.h"
 #include "replication.h"
 #include "storage.h"
 
@@ -201,18 +202,6 @@ static const char *or_null(const char *s)
     return s != NULL ? s : "NULL";
 }
 
-static const char *protocol_name(enum protocol p)
-{
-    switch (p) {
-    case PROTO_ASCII:
-        return "ascii";
-    case PROTO_BINARY:
-        return "binary";
-    case PROTO_NEGOTIATE:
-        break;
-    }
-    return "auto-negotiate";
-}
 
 static const char *hash_name(enum hash_algorithm h)
 {
@@ -250,7 +239,7 @@ void stats_report_settings(add_stat_fn add, void *ctx)
     stats_addf(add, ctx, "reqs_per_event", "%d", settings.reqs_per_event);
     stats_addf(add, ctx, "cas_enabled", "%s", yes_no(settings.use_cas));
     stats_addf(add, ctx, "tcp_backlog", "%d", settings.backlog);
-    stats_addf(add, ctx, "binding_protocol", "%s", protocol_name(settings.binding_protocol));
+    stats_addf(add, ctx, "binding_protocol", "%s", options_protocol_name(settings.binding_protocol));
     stats_addf(add, ctx, "auth_enabled_sasl", "%s", "no");
     stats_addf(add, ctx, "auth_enabled_ascii", "%s", "no");
     stats_addf(add, ctx, "item_size_max", "%d", settings.item_size_max);

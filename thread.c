@@ -57,6 +57,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "memcached.h"
+#include "options.h"
 #include "util.h"
 
 #define CLOCK_TICK_MS 100
@@ -577,18 +578,6 @@ void server_request_stop(bool graceful)
         mc_log(0, "could not signal the main thread to stop: %s", strerror(errno));
 }
 
-static const char *binding_name(void)
-{
-    switch (settings.binding_protocol) {
-    case PROTO_ASCII:
-        return "ascii";
-    case PROTO_BINARY:
-        return "binary";
-    case PROTO_NEGOTIATE:
-        break;
-    }
-    return "auto-negotiate";
-}
 
 /* Register the main thread's events: accept, clock, stop, signals. */
 static bool main_events(void)
@@ -601,7 +590,7 @@ static bool main_events(void)
             continue;
         event_assign(&l->ev, main_base, l->fd, EV_READ | EV_PERSIST, accept_cb, l);
         l->ev_added = event_add(&l->ev, NULL) == 0;
-        mc_log(2, "<%d server listening (%s)", l->fd, binding_name());
+        mc_log(2, "<%d server listening (%s)", l->fd, options_protocol_name(settings.binding_protocol));
     }
     clock_ev = event_new(main_base, -1, EV_PERSIST, clock_cb, NULL);
     stop_ev = event_new(main_base, stop_fd, EV_READ | EV_PERSIST, stop_cb, NULL);
