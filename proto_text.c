@@ -7,8 +7,9 @@
  * a key, as in memcached); leading spaces are skipped, one "\r" before the
  * "\n" is dropped.  Each command lists how many tokens it accepts (its name
  * included); any other count is "ERROR", memcached's answer.  The command
- * table is the one place a command is named, so the meta commands can be
- * added beside the classic ones.
+ * table is the one place a command is named; the meta commands (mg ms md
+ * ma mn me) are in it too and are run by proto_meta.c, which shares this
+ * file's tokenizer and number formatting.
  *
  * The parser never allocates: tokens point into the connection's read
  * buffer, numbers are parsed in place, and answers are formatted straight
@@ -43,6 +44,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "memcached.h"
+#include "proto_meta.h"
 #include "stats_report.h"
 #include "thread.h"
 #include "util.h"
@@ -60,15 +62,9 @@
 #define TEXT_GET_CAS 0x01   /* gets, gats: answer the CAS unique */
 #define TEXT_GET_TOUCH 0x02 /* gat, gats: first argument is an exptime */
 
-struct token {
-    char *s;
-    size_t len;
-};
-
 /* ---- Tokens and numbers ---- */
 
-/* The next space-separated token of [*p, end), advancing *p past it. */
-static bool next_token(char **p, char *end, struct token *t)
+bool proto_next_token(char **p, char *end, struct proto_token *t)
 {
     char *s = *p;
     while (s < end && *s == ' ')
@@ -87,15 +83,15 @@ static bool next_token(char **p, char *end, struct token *t)
 
 /* Split [p, end) into at most max tokens (the rest of a longer line is
  * ignored: max is more than any fixed-size command accepts). */
-static int tokenize(char *p, char *end, struct token *tok, int max)
+static int tokenize(char *p, char *end, struct proto_token *tok, int max)
 {
     int n = 0;
-    while (n < max && next_token(&p, end, &tok[n]))
+    while (n < max && proto_next_token(&p, end, &tok[n]))
         n++;
     return n;
 }
 
-static bool tok_is(const struct token *t, const char *word)
+static bool tok_is(const struct proto_token *t, const char *word)
 {
     size_t len = strlen(word);
     return t->len == len && memcmp(t->s, word, len) == 0;
@@ -104,7 +100,7 @@ static bool tok_is(const struct token *t, const char *word)
 /* Terminate the token in place for the APIs that take a C string.  Safe:
  * every token is followed, inside the buffer, by at least the line's
  * "\n", which has already been consumed. */
-static const char *tok_cstr(struct token *t)
+static const char *tok_cstr(struct proto_token *t)
 {
     t->s[t->len] = '\0';
     return t->s;
@@ -114,7 +110,7 @@ static const char *tok_cstr(struct token *t)
  * blanks around it and a leading '+' are allowed, nothing else, and a
  * value that overflows 64 bits is refused.  neg (may be NULL) accepts and
  * reports a leading '-'. */
-static bool tok_digits(const struct token *t, uint64_t *out, bool *neg)
+static bool tok_digits(const struct proto_token *t, uint64_t *out, bool *neg)
 {
     const char *p = t->s, *end = t->s + t->len;
     while (p < end && isspace((unsigned char)*p))
@@ -143,12 +139,12 @@ static bool tok_digits(const struct token *t, uint64_t *out, bool *neg)
     return true;
 }
 
-static bool tok_u64(const struct token *t, uint64_t *out)
+static bool tok_u64(const struct proto_token *t, uint64_t *out)
 {
     return tok_digits(t, out, NULL);
 }
 
-static bool tok_u32(const struct token *t, uint32_t *out)
+static bool tok_u32(const struct proto_token *t, uint32_t *out)
 {
     uint64_t v;
     if (!tok_digits(t, &v, NULL) || v > UINT32_MAX)
@@ -157,7 +153,7 @@ static bool tok_u32(const struct token *t, uint32_t *out)
     return true;
 }
 
-static bool tok_i64(const struct token *t, int64_t *out)
+static bool tok_i64(const struct proto_token *t, int64_t *out)
 {
     uint64_t v;
     bool neg;
@@ -167,7 +163,7 @@ static bool tok_i64(const struct token *t, int64_t *out)
     return true;
 }
 
-static bool tok_i32(const struct token *t, int32_t *out)
+static bool tok_i32(const struct proto_token *t, int32_t *out)
 {
     int64_t v;
     if (!tok_i64(t, &v) || v < INT32_MIN || v > INT32_MAX)
@@ -176,8 +172,7 @@ static bool tok_i32(const struct token *t, int32_t *out)
     return true;
 }
 
-/* Decimal digits of v at p; returns the end. */
-static char *fmt_u64(char *p, uint64_t v)
+char *proto_fmt_u64(char *p, uint64_t v)
 {
     char tmp[20];
     int n = 0;
@@ -217,7 +212,7 @@ static enum proto_next reply(struct conn *c, const char *s)
 static enum proto_next reply_u64(struct conn *c, uint64_t v)
 {
     char line[24];
-    *fmt_u64(line, v) = '\0';
+    *proto_fmt_u64(line, v) = '\0';
     return reply(c, line);
 }
 
@@ -236,12 +231,12 @@ static void out_value(struct conn *c, item *it, bool with_cas)
     memcpy(p, ITEM_key(it), it->nkey);
     p += it->nkey;
     *p++ = ' ';
-    p = fmt_u64(p, it->client_flags);
+    p = proto_fmt_u64(p, it->client_flags);
     *p++ = ' ';
-    p = fmt_u64(p, it->nbytes - 2);
+    p = proto_fmt_u64(p, it->nbytes - 2);
     if (with_cas) {
         *p++ = ' ';
-        p = fmt_u64(p, it->cas);
+        p = proto_fmt_u64(p, it->cas);
     }
     *p++ = '\r';
     *p++ = '\n';
@@ -296,7 +291,7 @@ static void metadump_line(const char *line, size_t len, void *ctx)
 }
 
 /* The last token is "noreply": the command answers nothing. */
-static void set_noreply(struct conn *c, const struct token *tok, int ntok)
+static void set_noreply(struct conn *c, const struct proto_token *tok, int ntok)
 {
     c->text.noreply = tok_is(&tok[ntok - 1], "noreply");
 }
@@ -306,8 +301,8 @@ static void set_noreply(struct conn *c, const struct token *tok, int ntok)
 /* Every key of [p, end) fits the protocol's limit. */
 static bool keys_valid(char *p, char *end)
 {
-    struct token t;
-    while (next_token(&p, end, &t))
+    struct proto_token t;
+    while (proto_next_token(&p, end, &t))
         if (t.len > KEY_MAX_LENGTH)
             return false;
     return true;
@@ -319,8 +314,8 @@ static enum proto_next get_continue(struct conn *c)
     struct proto_text_state *st = &c->text;
     bool with_cas = st->get_flags & TEXT_GET_CAS;
     bool touch = st->get_flags & TEXT_GET_TOUCH;
-    struct token key;
-    while (next_token(&st->keys, st->keys_end, &key)) {
+    struct proto_token key;
+    while (proto_next_token(&st->keys, st->keys_end, &key)) {
         item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
                          : storage_get(key.s, key.len, c->ts);
         if (settings.detail_enabled)
@@ -341,18 +336,18 @@ static enum proto_next get_continue(struct conn *c)
 static enum proto_next cmd_get(struct conn *c, char *p, char *end, int flags)
 {
     rel_time_t exptime = 0;
-    struct token t;
+    struct proto_token t;
     char *keys = p;
     if (flags & TEXT_GET_TOUCH) {
         int64_t e;
-        if (!next_token(&keys, end, &t))
+        if (!proto_next_token(&keys, end, &t))
             return reply(c, "ERROR");
         if (!tok_i64(&t, &e))
             return reply(c, "CLIENT_ERROR invalid exptime argument");
         exptime = realtime(e);
     } else {
         char *probe = p;
-        if (!next_token(&probe, end, &t))
+        if (!proto_next_token(&probe, end, &t))
             return reply(c, "ERROR");
     }
     if (!keys_valid(keys, end))
@@ -368,7 +363,7 @@ static enum proto_next cmd_get(struct conn *c, char *p, char *end, int flags)
 
 /* <cmd> <key> <flags> <exptime> <bytes> [noreply]
  * cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] */
-static enum proto_next cmd_store(struct conn *c, struct token *t, int ntok, int op)
+static enum proto_next cmd_store(struct conn *c, struct proto_token *t, int ntok, int op)
 {
     uint32_t flags;
     int64_t exptime, vlen;
@@ -405,6 +400,8 @@ static enum proto_next cmd_store(struct conn *c, struct token *t, int ntok, int 
 
 enum proto_next proto_text_value_read(struct conn *c)
 {
+    if (c->text.meta.it)
+        return proto_meta_value_read(c);
     item *it = c->text.it;
     c->text.it = NULL;
     const char *crlf = ITEM_data(it) + it->nbytes - 2;
@@ -433,7 +430,7 @@ enum proto_next proto_text_value_read(struct conn *c)
 /* ---- Other key commands ---- */
 
 /* delete <key> [0] [noreply]: memcached still accepts a hold time of 0. */
-static enum proto_next cmd_delete(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_delete(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     set_noreply(c, t, ntok);
     if (ntok > 2) {
@@ -454,7 +451,7 @@ static enum proto_next cmd_delete(struct conn *c, struct token *t, int ntok, int
 }
 
 /* incr|decr <key> <delta> [noreply] */
-static enum proto_next cmd_arith(struct conn *c, struct token *t, int ntok, int incr)
+static enum proto_next cmd_arith(struct conn *c, struct proto_token *t, int ntok, int incr)
 {
     uint64_t delta, value;
     set_noreply(c, t, ntok);
@@ -478,7 +475,7 @@ static enum proto_next cmd_arith(struct conn *c, struct token *t, int ntok, int 
 }
 
 /* touch <key> <exptime> [noreply] */
-static enum proto_next cmd_touch(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_touch(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     int64_t exptime;
     set_noreply(c, t, ntok);
@@ -496,7 +493,7 @@ static enum proto_next cmd_touch(struct conn *c, struct token *t, int ntok, int 
 /* ---- Server commands ---- */
 
 /* flush_all [delay] [noreply] */
-static enum proto_next cmd_flush_all(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_flush_all(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     int64_t delay = 0;
     set_noreply(c, t, ntok);
@@ -510,7 +507,7 @@ static enum proto_next cmd_flush_all(struct conn *c, struct token *t, int ntok, 
 }
 
 /* verbosity <level> [noreply] */
-static enum proto_next cmd_verbosity(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_verbosity(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     uint64_t level;
     set_noreply(c, t, ntok);
@@ -521,19 +518,19 @@ static enum proto_next cmd_verbosity(struct conn *c, struct token *t, int ntok, 
     return reply(c, "OK");
 }
 
-static enum proto_next cmd_version(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_version(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     return reply(c, "VERSION " MC_PROTOCOL_VERSION);
 }
 
-static enum proto_next cmd_quit(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_quit(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     return PROTO_CLOSE;
 }
 
 /* shutdown [graceful]: only with -A.  Answers nothing: the connection is
  * closed once earlier answers are written, and the server stops. */
-static enum proto_next cmd_shutdown(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_shutdown(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     bool graceful = false;
     if (!settings.shutdown_command)
@@ -549,7 +546,7 @@ static enum proto_next cmd_shutdown(struct conn *c, struct token *t, int ntok, i
 }
 
 /* cache_memlimit <megabytes> [noreply] */
-static enum proto_next cmd_cache_memlimit(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_cache_memlimit(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     uint64_t mb;
     set_noreply(c, t, ntok);
@@ -563,7 +560,7 @@ static enum proto_next cmd_cache_memlimit(struct conn *c, struct token *t, int n
 }
 
 /* slabs reassign <src> <dst> | slabs automove <0|1|2> [noreply] */
-static enum proto_next cmd_slabs(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_slabs(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     if (ntok >= 2 && tok_is(&t[1], "reassign")) {
         int32_t src, dst;
@@ -600,25 +597,6 @@ static enum proto_next cmd_slabs(struct conn *c, struct token *t, int ntok, int 
     return reply(c, "ERROR");
 }
 
-/* Base64 (RFC 4648, padded) of n bytes at in, into out; returns the end. */
-static char *base64(char *out, const unsigned char *in, size_t n)
-{
-    static const char digits[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        *out++ = digits[v >> 18 & 63];
-        *out++ = digits[v >> 12 & 63];
-        *out++ = i + 1 < n ? digits[v >> 6 & 63] : '=';
-        *out++ = i + 2 < n ? digits[v & 63] : '=';
-    }
-    return out;
-}
-
 /* mgdump: turn a metadump line ("key=<uri-encoded> ...") into "mg <key>",
  * or "mg <base64 key> b" for a key a text command could not carry. */
 static void mgdump_line(const char *line, size_t len, void *ctx)
@@ -645,7 +623,7 @@ static void mgdump_line(const char *line, size_t len, void *ctx)
     memcpy(o, "mg ", 3);
     o += 3;
     if (binary) {
-        o = base64(o, key, nkey);
+        o = proto_meta_base64(o, key, nkey);
         memcpy(o, " b", 2);
         o += 2;
     } else {
@@ -657,7 +635,7 @@ static void mgdump_line(const char *line, size_t len, void *ctx)
 
 /* lru_crawler crawl|metadump|mgdump <classes> | sleep <us> |
  * tocrawl <n> | enable | disable */
-static enum proto_next cmd_lru_crawler(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_lru_crawler(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     uint32_t v;
     if (ntok == 2 && tok_is(&t[1], "enable"))
@@ -709,7 +687,7 @@ static enum proto_next cmd_lru_crawler(struct conn *c, struct token *t, int ntok
 /* ---- stats ---- */
 
 /* stats detail on|off|dump */
-static enum proto_next stats_detail(struct conn *c, struct token *t, int ntok)
+static enum proto_next stats_detail(struct conn *c, struct proto_token *t, int ntok)
 {
     if (ntok >= 3 && tok_is(&t[2], "on")) {
         __atomic_store_n(&settings.detail_enabled, true, __ATOMIC_RELAXED);
@@ -732,7 +710,7 @@ static enum proto_next stats_detail(struct conn *c, struct token *t, int ntok)
 }
 
 /* stats cachedump <class> <limit> */
-static enum proto_next stats_cachedump(struct conn *c, struct token *t, int ntok)
+static enum proto_next stats_cachedump(struct conn *c, struct proto_token *t, int ntok)
 {
     uint32_t id, limit;
     if (!settings.dump_enabled)
@@ -747,13 +725,13 @@ static enum proto_next stats_cachedump(struct conn *c, struct token *t, int ntok
     return out_end(c);
 }
 
-static enum proto_next cmd_stats(struct conn *c, struct token *t, int ntok, int arg)
+static enum proto_next cmd_stats(struct conn *c, struct proto_token *t, int ntok, int arg)
 {
     if (ntok == 1) {
         stats_report_general(add_stat, c);
         return out_end(c);
     }
-    struct token *sub = &t[1];
+    struct proto_token *sub = &t[1];
     if (tok_is(sub, "settings")) {
         stats_report_settings(add_stat, c);
     } else if (tok_is(sub, "items")) {
@@ -784,7 +762,7 @@ static enum proto_next cmd_stats(struct conn *c, struct token *t, int ntok, int 
 
 /* ---- The command table ---- */
 
-typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct token *t, int ntok, int arg);
+typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct proto_token *t, int ntok, int arg);
 typedef enum proto_next (*text_line_fn)(struct conn *c, char *rest, char *end, int arg);
 
 struct text_command {
@@ -816,6 +794,12 @@ static const struct text_command commands[] = {
     CMD("append", 5, 6, cmd_store, STORE_OP_APPEND),
     CMD("prepend", 5, 6, cmd_store, STORE_OP_PREPEND),
     CMD("cas", 6, 7, cmd_store, STORE_OP_CAS),
+    LINE_CMD("mg", proto_meta_command, META_MG),
+    LINE_CMD("ms", proto_meta_command, META_MS),
+    LINE_CMD("md", proto_meta_command, META_MD),
+    LINE_CMD("ma", proto_meta_command, META_MA),
+    LINE_CMD("mn", proto_meta_command, META_MN),
+    LINE_CMD("me", proto_meta_command, META_ME),
     CMD("stats", 1, 0, cmd_stats, 0),
     CMD("flush_all", 1, 3, cmd_flush_all, 0),
     CMD("version", 1, 0, cmd_version, 0),
@@ -840,9 +824,9 @@ static enum proto_next execute(struct conn *c, char *line, size_t len)
 {
     char *end = line + len;
     char *rest = line;
-    struct token tok[MAX_TOKENS];
+    struct proto_token tok[MAX_TOKENS];
     c->text.noreply = false;
-    if (!next_token(&rest, end, &tok[0]))
+    if (!proto_next_token(&rest, end, &tok[0]))
         return reply(c, "ERROR");
     const struct text_command *cmd = lookup(tok[0].s, tok[0].len);
     if (!cmd)
@@ -893,6 +877,7 @@ enum proto_next proto_text_process(struct conn *c)
 
 void proto_text_abort(struct conn *c)
 {
+    proto_meta_abort(c);
     if (c->text.it) {
         item_release(c->text.it);
         c->text.it = NULL;

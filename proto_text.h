@@ -34,6 +34,19 @@ enum proto_next {
     PROTO_CLOSE_NOW,        /* close without writing (protocol error) */
 };
 
+/* A meta set (proto_meta.c) waiting for its value: the item being filled
+ * and what its answer needs once the line is gone from the buffer. */
+struct proto_meta_pending {
+    item *it;
+    struct store_req req;
+    bool quiet;             /* q: no "HD" */
+    bool base64_key;        /* b: the key is returned in base64 */
+    char ret[8];            /* the return flags asked for (c k O s), in
+                             * request order, NUL-terminated */
+    uint8_t opaque_len;
+    char opaque[32];        /* O's token */
+};
+
 /* Per-connection text protocol state that outlives one event. */
 struct proto_text_state {
     /* A storage command waiting for its value: the item being filled. */
@@ -48,7 +61,21 @@ struct proto_text_state {
     uint8_t get_flags;      /* TEXT_GET_* of the paused command */
     /* The current command said "noreply": its reply lines are dropped. */
     bool noreply;
+    struct proto_meta_pending meta;
 };
+
+/* A space-separated token of a command line, inside the read buffer. */
+struct proto_token {
+    char *s;
+    size_t len;
+};
+
+/* The next token of [*p, end) (split on spaces only, as memcached does),
+ * advancing *p past it; false when only spaces are left. */
+bool proto_next_token(char **p, char *end, struct proto_token *t);
+
+/* The decimal digits of v written at p; returns the end. */
+char *proto_fmt_u64(char *p, uint64_t v);
 
 /* Process the command at the start of the connection's unprocessed input
  * (or resume a paused one).  Consumes the bytes it used. */

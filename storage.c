@@ -29,7 +29,13 @@
  *     leading zeros) followed by a blank or the end of the value; a value
  *     that is 2^63 or more and contains a '-' is rejected, as is
  *     overflow; decr stops at 0, incr wraps at 2^64;
- *   - get_expired / get_flushed are counted by reads (get, gat) only.
+ *   - get_expired / get_flushed are counted by reads (get, gat, mg) only;
+ *   - meta: a value stored with I and an older CAS is stale and keeps the
+ *     expiry and win token of the item it replaces; md I marks stale in
+ *     place of deleting (no delete counted); a vivified counter (ma N,
+ *     binary incr with an initial value) counts nothing but total_items,
+ *     a vivified mg stub counts as a get hit; mg with T counts as a touch
+ *     on a hit and as a get miss on a miss.
  * flush_all: an immediate flush kills every item whose version is older
  * than the flush (exact within a second).  A delayed one to second W kills
  * every item last written before W (before version_at(W), so two nodes
@@ -200,16 +206,21 @@ static enum store_result store_checked(item *it, item *old, uint32_t hv,
             STATS_INCR(sc, cas_badval);
         return STORE_EXISTS;
     }
-    if (stale)
-        item_flags_set(it, ITEM_STALE);
+    if (stale) {
+        /* As memcached: the stale value keeps the expiry of the item it
+         * replaces, and its win token, so a recache already handed out is
+         * not handed out again. */
+        it->exptime = old->exptime;
+        item_flags_set(it, ITEM_STALE | (item_flags(old) & ITEM_TOKEN_SENT));
+    }
     put(it, old, hv, req->cas_new);
     if (sc != NULL)
         STATS_INCR(sc, cas_hits);
     return STORE_STORED;
 }
 
-enum store_result storage_store(item *it, const struct store_req *req,
-                                uint64_t *cas_out, struct thread_stats *ts)
+enum store_result storage_store_ex(item *it, const struct store_req *req,
+                                   item **stored_out, struct thread_stats *ts)
 {
     const char *key = ITEM_key(it);
     uint32_t hv = hash_key(key, it->nkey);
@@ -270,13 +281,12 @@ enum store_result storage_store(item *it, const struct store_req *req,
         break;
     }
 
+    /* The caller's reference, and one the hook call below consumes (a new
+     * item from append/prepend already carries its allocation one). */
     if (r == STORE_STORED) {
-        /* A new item from append/prepend still carries its allocation
-         * reference, which the hook call below consumes. */
+        item_ref(now);
         if (now == it)
             item_ref(now);
-        if (cas_out != NULL)
-            *cas_out = now->cas;
     }
     item_unlock(hv);
 
@@ -285,8 +295,24 @@ enum store_result storage_store(item *it, const struct store_req *req,
         if (missed_cas)
             STATS_INCR(ts, cas_misses);
     }
-    if (r == STORE_STORED)
+    *stored_out = NULL;
+    if (r == STORE_STORED) {
         announce_item(now);
+        *stored_out = now;
+    }
+    return r;
+}
+
+enum store_result storage_store(item *it, const struct store_req *req,
+                                uint64_t *cas_out, struct thread_stats *ts)
+{
+    item *stored;
+    enum store_result r = storage_store_ex(it, req, &stored, ts);
+    if (stored != NULL) {
+        if (cas_out != NULL)
+            *cas_out = stored->cas;
+        item_release(stored);
+    }
     return r;
 }
 
@@ -343,6 +369,44 @@ static item *copy_with_exptime(const item *it, rel_time_t exptime)
     return n;
 }
 
+/* Give it (the key's live item; item lock held) the expiry exptime as a
+ * new version with the same CAS, and refresh its LRU place unless
+ * no_bump.  Returns the key's item with a reference for the caller: a
+ * copy swapped in when somebody else holds it; only if memory is too
+ * short for one is the shared item's expiry changed where it is (touch
+ * can't fail in memcached). */
+static item *retime(item *it, uint32_t hv, rel_time_t exptime, bool no_bump)
+{
+    item *copy = NULL;
+    if (__atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) > 1)
+        copy = copy_with_exptime(it, exptime);
+    if (copy != NULL) {
+        /* The copy's allocation reference is the one returned. */
+        copy->version = clock_next_version();
+        item_replace(it, copy, hv);
+        it = copy;
+    } else {
+        __atomic_store_n(&it->exptime, exptime, __ATOMIC_RELAXED);
+        it->version = clock_next_version();
+        item_ref(it);
+    }
+    if (!no_bump)
+        item_touch_lru(it);
+    return it;
+}
+
+/* Count a touch of one key (touch, gat, mg with T). */
+static void count_touch(struct thread_stats *ts, const item *it)
+{
+    if (ts == NULL)
+        return;
+    STATS_INCR(ts, touch_cmds);
+    if (it != NULL)
+        STATS_INCR(&ts->slab[it->slabs_clsid], touch_hits);
+    else
+        STATS_INCR(ts, touch_misses);
+}
+
 item *storage_touch(const char *key, size_t nkey, rel_time_t exptime,
                     bool is_gat, struct thread_stats *ts)
 {
@@ -350,41 +414,128 @@ item *storage_touch(const char *key, size_t nkey, rel_time_t exptime,
     enum item_state st;
     item_lock(hv);
     item *it = item_lookup(key, nkey, hv, &st);
-    if (st != ITEM_STATE_LIVE) {
-        it = NULL;
-    } else {
-        /* Shared: swap in a copy.  Only if memory is too short for one is
-         * the shared item's expiry changed where it is (touch can't fail
-         * in memcached). */
-        item *copy = NULL;
-        if (__atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) > 1)
-            copy = copy_with_exptime(it, exptime);
-        if (copy != NULL) {
-            /* The copy's allocation reference is the one returned. */
-            copy->version = clock_next_version();
-            item_replace(it, copy, hv);
-            it = copy;
-        } else {
-            __atomic_store_n(&it->exptime, exptime, __ATOMIC_RELAXED);
-            it->version = clock_next_version();
-            item_ref(it);
-        }
-        item_touch_lru(it);
-    }
+    it = st == ITEM_STATE_LIVE ? retime(it, hv, exptime, false) : NULL;
     item_unlock(hv);
 
-    if (ts != NULL) {
-        STATS_INCR(ts, touch_cmds);
-        if (it != NULL)
-            STATS_INCR(&ts->slab[it->slabs_clsid], touch_hits);
-        else
-            STATS_INCR(ts, touch_misses);
-    }
+    count_touch(ts, it);
     if (is_gat)
         count_read(ts, it, st);
     if (it != NULL && hooks.on_item != NULL)
         hooks.on_item(it);
     return it;
+}
+
+/* ---- Meta reads ---- */
+
+/* mg's recache rules on a hit (item lock held): a stale item, or one
+ * with less than req->recache_ttl seconds to live (R), is offered to the
+ * first client that asks (W); every later client, and every client of an
+ * item whose token is out, is told somebody else won (Z). */
+static void decide_win(item *it, const struct mget_req *req,
+                       struct mget_info *info)
+{
+    uint8_t f = item_flags(it);
+    rel_time_t now = __atomic_load_n(&current_time, __ATOMIC_RELAXED);
+    rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
+    info->stale = (f & ITEM_STALE) != 0;
+    bool due = info->stale ||
+               (req->recache && exp != 0 &&
+                (int64_t)exp - now < (int64_t)req->recache_ttl);
+    if (due && !(f & ITEM_TOKEN_SENT)) {
+        item_flags_set(it, ITEM_TOKEN_SENT);
+        info->won = true;
+    } else {
+        info->token_sent = (f & ITEM_TOKEN_SENT) != 0;
+    }
+}
+
+/* mg N on a miss: link an empty item in place of old (NULL or a
+ * tombstone; item lock held), its win token already handed to this
+ * client, expiring as T says if given (memcached applies T to it too),
+ * else as N says.  Returns it with a reference for the caller, or NULL
+ * when memory is short. */
+static item *vivify_empty(const char *key, size_t nkey, item *old,
+                          uint32_t hv, const struct mget_req *req)
+{
+    bool too_large;
+    rel_time_t exp = req->touch ? req->exptime : req->vivify_exptime;
+    item *it = item_alloc(key, nkey, 0, exp, 2, &too_large);
+    if (it == NULL)
+        return NULL;
+    memcpy(ITEM_data(it), "\r\n", 2);
+    item_flags_set(it, ITEM_TOKEN_SENT);
+    put(it, old, hv, req->cas_new);
+    return it;
+}
+
+item *storage_mget(const char *key, size_t nkey, const struct mget_req *req,
+                   struct mget_info *info, struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum item_state st;
+    bool touched = false;
+    memset(info, 0, sizeof(*info));
+
+    item_lock(hv);
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st == ITEM_STATE_LIVE) {
+        info->fetched_before = (item_flags(it) & ITEM_FETCHED) != 0;
+        info->last_access = it->time;
+        info->exptime_before = it->exptime;
+        if (req->touch) {
+            it = retime(it, hv, req->exptime, req->no_bump);
+            touched = true;
+        } else {
+            item_ref(it);
+            if (!req->no_bump)
+                item_touch_lru(it);
+        }
+        decide_win(it, req, info);
+    } else if (req->vivify) {
+        it = vivify_empty(key, nkey, it, hv, req);
+        if (it != NULL) {
+            info->created = info->won = true;
+            info->last_access = it->time;
+            info->exptime_before = req->vivify_exptime;
+        }
+    } else {
+        it = NULL;
+    }
+    item_unlock(hv);
+
+    /* As memcached counts mg: a hit with T as a touch, anything else (a
+     * vivified item too) as a read. */
+    if (touched)
+        count_touch(ts, it);
+    else
+        count_read(ts, it, st);
+    if (info->created) {
+        item_ref(it);
+        announce_item(it);
+    } else if (touched && hooks.on_item != NULL) {
+        hooks.on_item(it);
+    }
+    return it;
+}
+
+bool storage_debug(const char *key, size_t nkey, struct storage_item_debug *out)
+{
+    uint32_t hv = hash_key(key, nkey);
+    enum item_state st;
+    rel_time_t now = __atomic_load_n(&current_time, __ATOMIC_RELAXED);
+    item_lock(hv);
+    item *it = item_lookup(key, nkey, hv, &st);
+    if (st == ITEM_STATE_LIVE) {
+        out->ttl = it->exptime == 0 ? -1 : (int64_t)it->exptime - now;
+        out->idle = now - it->time;
+        out->cas = it->cas;
+        out->fetched = (item_flags(it) & ITEM_FETCHED) != 0;
+        out->clsid = it->slabs_clsid == SLABS_LARGE_CLASS ? slabs_largest()
+                                                          : it->slabs_clsid;
+        out->size = ITEM_size(it);
+    }
+    item_unlock(hv);
+    return st == ITEM_STATE_LIVE;
 }
 
 /* ---- Arithmetic ---- */
@@ -484,10 +635,10 @@ static item *vivify_counter(const char *key, size_t nkey, item *old,
     return now;
 }
 
-enum delta_result storage_delta_ex(const char *key, size_t nkey,
-                                   const struct delta_req *req,
-                                   uint64_t *value_out, uint64_t *cas_out,
-                                   struct thread_stats *ts)
+enum delta_result storage_delta_item(const char *key, size_t nkey,
+                                     const struct delta_req *req,
+                                     uint64_t *value_out, item **it_out,
+                                     struct thread_stats *ts)
 {
     uint32_t hv = hash_key(key, nkey);
     enum delta_result r;
@@ -517,8 +668,6 @@ enum delta_result storage_delta_ex(const char *key, size_t nkey,
         now = apply_delta(it, hv, req, value);
         r = now != NULL ? DELTA_OK : DELTA_NO_MEMORY;
     }
-    if (now != NULL && cas_out != NULL)
-        *cas_out = now->cas;
     item_unlock(hv);
 
     if (ts != NULL && !created) {
@@ -536,7 +685,24 @@ enum delta_result storage_delta_ex(const char *key, size_t nkey,
     }
     if (now != NULL) {
         *value_out = value;
+        item_ref(now);
         announce_item(now);
+    }
+    *it_out = now;
+    return r;
+}
+
+enum delta_result storage_delta_ex(const char *key, size_t nkey,
+                                   const struct delta_req *req,
+                                   uint64_t *value_out, uint64_t *cas_out,
+                                   struct thread_stats *ts)
+{
+    item *it;
+    enum delta_result r = storage_delta_item(key, nkey, req, value_out, &it, ts);
+    if (it != NULL) {
+        if (cas_out != NULL)
+            *cas_out = it->cas;
+        item_release(it);
     }
     return r;
 }
@@ -578,40 +744,114 @@ static item *bury(const char *key, size_t nkey, item *old, uint64_t version,
     return t;
 }
 
-enum delete_result storage_delete(const char *key, size_t nkey,
-                                  uint64_t cas_in, struct thread_stats *ts)
+/* Remove the key's live item it (item lock held): a tombstone in its
+ * place while tombstones are kept (returned with its allocation
+ * reference, for the hook), else just unlinked (NULL). */
+static item *remove_item(const char *key, size_t nkey, item *it, uint32_t hv)
+{
+    if (__atomic_load_n(&keep_tombstones, __ATOMIC_RELAXED))
+        return bury(key, nkey, it, clock_next_version(), hv);
+    item_unlink(it, hv);
+    return NULL;
+}
+
+/* md I / md x on the key's live item it (item lock held): a new version
+ * of it, emptied (x) and/or marked stale with its win token back in play
+ * (I), with the new expiry of T (only with I) and the CAS of E or a new
+ * one; changed where it is when only marked and nobody else holds it.
+ * Returns the key's item with a reference for the hook, or NULL when
+ * memory for a new one is short: the key is then removed instead (a
+ * client sees a miss rather than a value that should no longer be
+ * served). */
+static item *invalidate(item *it, uint32_t hv, const struct mdelete_req *req)
+{
+    rel_time_t exp = req->invalidate && req->exptime_set ? req->exptime
+                                                         : it->exptime;
+    item *n;
+    if (!req->remove_value &&
+        __atomic_load_n(&it->refcount, __ATOMIC_ACQUIRE) == 1) {
+        __atomic_store_n(&it->exptime, exp, __ATOMIC_RELAXED);
+        item_flags_clear(it, ITEM_TOKEN_SENT);
+        item_flags_set(it, ITEM_STALE);
+        stamp(it, req->cas_new);
+        item_ref(it);
+        return it;
+    }
+    if (req->remove_value) {
+        bool too_large;
+        n = item_alloc(ITEM_key(it), it->nkey, it->client_flags, exp, 2,
+                       &too_large);
+        if (n != NULL)
+            memcpy(ITEM_data(n), "\r\n", 2);
+    } else {
+        n = copy_with_exptime(it, exp);
+    }
+    if (n == NULL)
+        return NULL;
+    item_flags_clear(n, ITEM_TOKEN_SENT);
+    if (req->invalidate)
+        item_flags_set(n, ITEM_STALE);
+    put(n, it, hv, req->cas_new);
+    return n;
+}
+
+/* delete and md: see storage_mdelete.  count_exists: a CAS mismatch
+ * counts as a delete miss (md does, binary delete doesn't). */
+static enum delete_result delete_key(const char *key, size_t nkey,
+                                     const struct mdelete_req *req,
+                                     bool count_exists, struct thread_stats *ts)
 {
     uint32_t hv = hash_key(key, nkey);
     enum delete_result r;
     unsigned clsid = 0;
-    item *tomb = NULL;
+    bool counted = true;
+    item *now = NULL;
 
     item_lock(hv);
     enum item_state st;
     item *it = item_lookup(key, nkey, hv, &st);
     if (st != ITEM_STATE_LIVE) {
         r = DELETE_NOT_FOUND;
-    } else if (cas_in != 0 && (!settings.use_cas || cas_in != it->cas)) {
+    } else if (req->cas_in != 0 &&
+               (!settings.use_cas || req->cas_in != it->cas)) {
         r = DELETE_EXISTS;
+        counted = count_exists;
     } else {
-        clsid = it->slabs_clsid;
-        if (__atomic_load_n(&keep_tombstones, __ATOMIC_RELAXED))
-            tomb = bury(key, nkey, it, clock_next_version(), hv);
-        else
-            item_unlink(it, hv);
         r = DELETE_DELETED;
+        clsid = it->slabs_clsid;
+        if (req->invalidate || req->remove_value) {
+            /* Not a delete for the counters, as in memcached. */
+            counted = false;
+            now = invalidate(it, hv, req);
+        }
+        if (now == NULL)
+            now = remove_item(key, nkey, it, hv);
     }
     item_unlock(hv);
 
-    if (ts != NULL) {
+    if (ts != NULL && counted) {
         if (r == DELETE_DELETED)
             STATS_INCR(&ts->slab[clsid], delete_hits);
-        else if (r == DELETE_NOT_FOUND)
+        else
             STATS_INCR(ts, delete_misses);
     }
-    if (tomb != NULL)
-        announce_item(tomb);
+    if (now != NULL)
+        announce_item(now);
     return r;
+}
+
+enum delete_result storage_delete(const char *key, size_t nkey,
+                                  uint64_t cas_in, struct thread_stats *ts)
+{
+    struct mdelete_req req = {.cas_in = cas_in};
+    return delete_key(key, nkey, &req, false, ts);
+}
+
+enum delete_result storage_mdelete(const char *key, size_t nkey,
+                                   const struct mdelete_req *req,
+                                   struct thread_stats *ts)
+{
+    return delete_key(key, nkey, req, true, ts);
 }
 
 /* The first version of server second `when`: every item written before

@@ -85,6 +85,12 @@ struct store_req {
 enum store_result storage_store(item *it, const struct store_req *req,
                                 uint64_t *cas_out, struct thread_stats *ts);
 
+/* storage_store, handing back the key's new item (it, or for append/
+ * prepend the combined one) with a reference the caller drops, NULL
+ * unless STORE_STORED: meta "ms" reports its size. */
+enum store_result storage_store_ex(item *it, const struct store_req *req,
+                                   item **stored_out, struct thread_stats *ts);
+
 /* ---- Reading ---- */
 
 /* Look key up for a read: returns the item with a reference held, or NULL
@@ -99,6 +105,59 @@ item *storage_get(const char *key, size_t nkey, struct thread_stats *ts);
  * gat (is_gat) also as a get. */
 item *storage_touch(const char *key, size_t nkey, rel_time_t exptime,
                     bool is_gat, struct thread_stats *ts);
+
+/* ---- Meta reads (mg, me) ---- */
+
+/* What an mg does besides reading. */
+struct mget_req {
+    bool no_bump;               /* u: leave the LRU place, the fetched bit
+                                 * and the access time alone */
+    bool touch;                 /* T: give a hit the expiry exptime */
+    rel_time_t exptime;
+    bool vivify;                /* N: on a miss create an empty item
+                                 * (flags 0) expiring at vivify_exptime */
+    rel_time_t vivify_exptime;
+    uint64_t cas_new;           /* E: the vivified item's CAS (0: new) */
+    bool recache;               /* R: a hit with less than recache_ttl
+                                 * seconds to live is up for recache */
+    int32_t recache_ttl;
+};
+
+/* What an mg reports besides the item. */
+struct mget_info {
+    bool created;               /* vivified by this call */
+    bool fetched_before;        /* h: read before this call */
+    rel_time_t last_access;     /* l: access time before this call */
+    rel_time_t exptime_before;  /* t asked before T: expiry before it */
+    bool won;                   /* W: this client is to recache */
+    bool stale;                 /* X: marked stale (md I, ms I) */
+    bool token_sent;            /* Z: another client is recaching */
+};
+
+/* mg: like storage_get, with req's options, atomically under the key's
+ * lock.  A stale item (or one due for recache under R) hands its win
+ * token (W) to the first client only; a vivified item's token goes to its
+ * creator.  Counted as memcached counts mg: a hit with T as a touch
+ * (touch_cmds, touch_hits), everything else, a vivified item included, as
+ * a get (hit or miss).  Touching and vivifying are mutations (new
+ * version, hooks); win tokens and the stale mark are this node's only.
+ * Returns the item with a reference, or NULL. */
+item *storage_mget(const char *key, size_t nkey, const struct mget_req *req,
+                   struct mget_info *info, struct thread_stats *ts);
+
+/* What "me" shows of an item (metadump's fields). */
+struct storage_item_debug {
+    int64_t ttl;                /* seconds left, -1 for never */
+    uint32_t idle;              /* seconds since the last access */
+    uint64_t cas;
+    bool fetched;
+    unsigned clsid;             /* large items: the largest class */
+    size_t size;                /* bytes of memory the item takes */
+};
+
+/* me: fill *out for the key's live item and return true, or false when
+ * there is none.  No LRU bump, no counter, nothing marked. */
+bool storage_debug(const char *key, size_t nkey, struct storage_item_debug *out);
 
 /* ---- Arithmetic ---- */
 
@@ -144,6 +203,14 @@ enum delta_result storage_delta_ex(const char *key, size_t nkey,
                                    uint64_t *value_out, uint64_t *cas_out,
                                    struct thread_stats *ts);
 
+/* storage_delta_ex, handing back the key's new item instead of its CAS
+ * (with a reference the caller drops; NULL unless DELTA_OK), for what
+ * meta "ma" reports about it. */
+enum delta_result storage_delta_item(const char *key, size_t nkey,
+                                     const struct delta_req *req,
+                                     uint64_t *value_out, item **it_out,
+                                     struct thread_stats *ts);
+
 /* ---- Removing ---- */
 
 enum delete_result {
@@ -157,6 +224,26 @@ enum delete_result {
  * tombstone, reported through the on_item hook. */
 enum delete_result storage_delete(const char *key, size_t nkey,
                                   uint64_t cas_in, struct thread_stats *ts);
+
+/* md's options.  Plain (neither invalidate nor remove_value) it is
+ * storage_delete. */
+struct mdelete_req {
+    uint64_t cas_in;        /* C: only if the CAS matches (0: no check) */
+    bool invalidate;        /* I: keep the item, marked stale, its win
+                             * token back in play */
+    bool remove_value;      /* x: keep the item with an empty value */
+    bool exptime_set;       /* T, with I only: the new expiry */
+    rel_time_t exptime;
+    uint64_t cas_new;       /* E: the CAS of the kept item (0: new) */
+};
+
+/* md: storage_delete with req's options.  I and x keep the key as a new
+ * version (replicated like any write) and count as no delete; when memory
+ * for that version can't be found the key is deleted instead.  Unlike
+ * delete, a CAS mismatch counts as a delete miss (as memcached counts). */
+enum delete_result storage_mdelete(const char *key, size_t nkey,
+                                   const struct mdelete_req *req,
+                                   struct thread_stats *ts);
 
 /* flush_all: invalidate every item stored before `when` (server time; a
  * time not in the future means now).  Items vanish lazily on access and are
