@@ -106,10 +106,10 @@ struct meta_req {
     uint64_t cas_new;           /* E */
     uint64_t delta;             /* D */
     uint64_t initial;           /* J */
-    int32_t ttl;                /* T */
-    int32_t vivify_ttl;         /* N */
-    int32_t last_ttl;           /* the later of T and N (ma uses one) */
-    int32_t recache_ttl;        /* R */
+    int64_t ttl;                /* T */
+    int64_t vivify_ttl;         /* N */
+    int64_t last_ttl;           /* the later of T and N (ma uses one) */
+    int64_t recache_ttl;        /* R */
     uint32_t client_flags;      /* F */
     char mode;                  /* M */
     unsigned char keybuf[KEY_MAX_LENGTH];
@@ -260,15 +260,15 @@ static const char *parse_tokens(struct meta_req *r)
             r->nopaque = t->len - 1;
             break;
         case 'T':
-            ok = safe_strtol(arg, &r->ttl);
+            ok = safe_strtoll(arg, &r->ttl);
             r->last_ttl = r->ttl;
             break;
         case 'N':
-            ok = safe_strtol(arg, &r->vivify_ttl);
+            ok = safe_strtoll(arg, &r->vivify_ttl);
             r->last_ttl = r->vivify_ttl;
             break;
         case 'R':
-            ok = safe_strtol(arg, &r->recache_ttl);
+            ok = safe_strtoll(arg, &r->recache_ttl);
             break;
         case 'C':
             ok = safe_strtoull(arg, &r->cas_in);

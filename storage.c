@@ -440,7 +440,7 @@ static void decide_win(item *it, const struct mget_req *req,
     info->stale = (f & ITEM_STALE) != 0;
     bool due = info->stale ||
                (req->recache && exp != 0 &&
-                (int64_t)exp - now < (int64_t)req->recache_ttl);
+                (int64_t)exp - now < req->recache_ttl);
     if (due && !(f & ITEM_TOKEN_SENT)) {
         item_flags_set(it, ITEM_TOKEN_SENT);
         info->won = true;

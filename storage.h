@@ -120,7 +120,7 @@ struct mget_req {
     uint64_t cas_new;           /* E: the vivified item's CAS (0: new) */
     bool recache;               /* R: a hit with less than recache_ttl
                                  * seconds to live is up for recache */
-    int32_t recache_ttl;
+    int64_t recache_ttl;
 };
 
 /* What an mg reports besides the item. */
