@@ -793,6 +793,7 @@ enum proto_next proto_meta_command(struct conn *c, char *rest, char *end,
     }
     struct meta_req r = {
         .rules = &rules[cmd],
+        .opaque = "",
         .flag = word + first_flag,
         .nflags = n - first_flag,
     };
