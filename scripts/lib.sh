@@ -4,7 +4,7 @@
 # Debian packages the build and the test suite need.
 MC_PACKAGES="build-essential autoconf automake libtool pkg-config libevent-dev perl
 libmemcached-tools netcat-openbsd
-python3-binary-memcached php-cli php-memcached"
+python3-binary-memcached python3-pymemcache php-cli php-memcached"
 
 mc_log() { printf '==> %s\n' "$*"; }
 
