@@ -33,8 +33,10 @@
  * thread takes it exclusively around each step (one bucket, or a table
  * switch), so a walker waits for at most one step and expansion simply
  * pauses while walks run (glibc's rwlock prefers readers, so a new walk
- * does not wait behind a paused expansion either).  Request threads never
- * take it.  A walker holds a bucket's item lock only while it takes
+ * does not wait behind a paused expansion either).  Request threads only
+ * try it, without waiting, around assoc_prefetch_items(), the one place a
+ * bucket is read without its item lock: holding it shared keeps the
+ * tables from being switched or freed under that read.  A walker holds a bucket's item lock only while it takes
  * references to that bucket's items, and uses them without any item
  * lock, so a caller that blocks (writing to a slow client) stalls
  * nobody.  Because the expansion thread may be waiting for walk_lock,
@@ -113,6 +115,37 @@ item *assoc_find(const char *key, size_t nkey, uint32_t hv)
             return it;
     }
     return NULL;
+}
+
+void assoc_prefetch_bucket(uint32_t hv)
+{
+    /* Only an address is computed: a table being switched at this moment
+     * costs a useless prefetch, never a bad read. */
+    item **table = __atomic_load_n(&primary, __ATOMIC_RELAXED);
+    unsigned power = __atomic_load_n(&hashpower, __ATOMIC_RELAXED);
+    __builtin_prefetch(&table[hv & MASK(power)]);
+}
+
+/* Cache lines loaded per item: its 64-byte header, then the key and a
+ * small value (which the answer's sendmsg copies from item memory), for
+ * an item that does not start on a line boundary. */
+#define ITEM_PREFETCH_LINES 4
+
+void assoc_prefetch_items(const uint32_t *hv, unsigned n)
+{
+    if (pthread_rwlock_tryrdlock(&walk_lock) != 0)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        /* The head may be relinked meanwhile: a stale one is still slab
+         * memory, and a prefetch never faults. */
+        const char *it = (const char *)__atomic_load_n(bucket_of(hv[i]),
+                                                       __ATOMIC_RELAXED);
+        if (it == NULL)
+            continue;
+        for (int line = 0; line < ITEM_PREFETCH_LINES; line++)
+            __builtin_prefetch(it + 64 * line);
+    }
+    pthread_rwlock_unlock(&walk_lock);
 }
 
 /* The link that points at it in its chain. */

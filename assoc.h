@@ -20,6 +20,18 @@ bool assoc_init(unsigned hashpower);
 /* The item stored under key, or NULL (item lock held). */
 item *assoc_find(const char *key, size_t nkey, uint32_t hv);
 
+/* Prefetching for a batch of lookups (a pipelined read buffer), so the
+ * cache misses of many keys overlap instead of costing one after the
+ * other.  Neither takes an item lock or changes anything; both are hints
+ * that may do nothing.
+ * assoc_prefetch_bucket: start loading hv's bucket head into the cache.
+ * assoc_prefetch_items: start loading the first item of each of the n
+ * buckets (whose heads should have been asked for a little earlier, or
+ * this waits for them); skipped when the expansion thread is moving
+ * buckets at that moment. */
+void assoc_prefetch_bucket(uint32_t hv);
+void assoc_prefetch_items(const uint32_t *hv, unsigned n);
+
 /* Add it (its key must not be in the table); may wake the expander. */
 void assoc_insert(item *it, uint32_t hv);
 

@@ -62,6 +62,9 @@ struct proto_text_state {
     /* The current command said "noreply": its reply lines are dropped. */
     bool noreply;
     struct proto_meta_pending meta;
+    /* End of the input already scanned by the prefetch pass (proto_text.c):
+     * a hint only, compared with rcurr but never read through. */
+    const char *prefetched;
 };
 
 /* A space-separated token of a command line, inside the read buffer. */
