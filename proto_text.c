@@ -218,11 +218,21 @@ static enum proto_next reply_u64(struct conn *c, uint64_t v)
     return reply(c, line);
 }
 
-/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, sent
- * from item memory; the reference on it passes to the connection. */
+/* Values up to this size (with their "\r\n") are copied into the answer
+ * text, right after their VALUE line, instead of being sent from item
+ * memory: for a small value the copy costs less than an iovec of its own
+ * (sendmsg pays per segment) and than keeping the item referenced until
+ * the answer is written.  A pipelined batch of small gets then leaves as
+ * one contiguous iovec. */
+#define VALUE_COPY_MAX 512
+
+/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, copied
+ * (small) or sent from item memory; consumes the caller's reference on
+ * it. */
 static void out_value(struct conn *c, item *it, bool with_cas)
 {
-    char *start = conn_out_reserve(c, VALUE_LINE_MAX);
+    bool copy = it->nbytes <= VALUE_COPY_MAX;
+    char *start = conn_out_reserve(c, VALUE_LINE_MAX + (copy ? it->nbytes : 0));
     if (!start) {
         item_release(it);
         return;
@@ -242,10 +252,17 @@ static void out_value(struct conn *c, item *it, bool with_cas)
     }
     *p++ = '\r';
     *p++ = '\n';
+    if (copy) {
+        memcpy(p, ITEM_data(it), it->nbytes);
+        p += it->nbytes;
+    }
     conn_out_commit(c, (size_t)(p - start));
     if (settings.verbose >= 2)
         mc_logf(">%d sending key %.*s", c->fd, (int)it->nkey, ITEM_key(it));
-    conn_out_item(c, it);
+    if (copy)
+        item_release(it);
+    else
+        conn_out_item(c, it);
 }
 
 /* "STAT <name> <value>\r\n": the add_stat_fn of every report.  Pieces
