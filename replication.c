@@ -668,14 +668,11 @@ static void link_try_write(struct link *l)
 
 /* ---- Receiving and applying (4.1, 1) ---- */
 
-static bool key_ok(const uint8_t *k, size_t n)
+/* Only a key's length is checked: base64 meta keys, binary protocol keys
+ * and even text keys (split on spaces only) may hold any bytes. */
+static bool key_len_ok(size_t n)
 {
-    if (n == 0 || n > MAX_KEY)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (k[i] <= ' ' || k[i] == 0x7f)
-            return false;
-    return true;
+    return n > 0 && n <= MAX_KEY;
 }
 
 static void record_lag(uint64_t version)
@@ -699,7 +696,7 @@ static const char *apply_item(struct link *l, const uint8_t *b, uint32_t len)
     if (b[29] != 0 || (uint64_t)ITEM_FIXED + nkey + vlen != len)
         return "ITEM lengths do not add up";
     const uint8_t *key = b + ITEM_FIXED;
-    if (!key_ok(key, nkey))
+    if (!key_len_ok(nkey))
         return "ITEM with an invalid key";
     clock_observe(version);
     rel_time_t exp = exptime == 0 ? 0 : realtime(exptime > REALTIME_MAXDELTA ? exptime : -1);
@@ -728,7 +725,7 @@ static const char *apply_delete(struct link *l, const uint8_t *b, uint32_t len)
         return "DELETE too short";
     uint64_t version = get64(b);
     uint8_t nkey = b[8];
-    if ((uint64_t)DELETE_FIXED + nkey != len || !key_ok(b + DELETE_FIXED, nkey))
+    if ((uint64_t)DELETE_FIXED + nkey != len || !key_len_ok(nkey))
         return "DELETE with a bad key";
     clock_observe(version);
     if (storage_apply_delete((const char *)b + DELETE_FIXED, nkey, version, &repl_ts) == APPLY_STALE)
