@@ -16,11 +16,12 @@
  * line with several faults gets: a missing key is "ERROR"; a key longer
  * than KEY_MAX_LENGTH, or ms's missing or bad <datalen>, is "CLIENT_ERROR
  * bad command line format"; 20 words or more are too many; then a pass
- * over the flags stops at the first unknown or repeated one; then the
- * base64 key (b) is decoded; then every flag's token is parsed, whichever
- * command uses it, the last bad one deciding the error; then ms's and
- * ma's modes and the opaque's length are checked.  md and ma answer
- * "invalid or duplicate flag" for every fault of the first three steps.
+ * over the flags stops at the first unknown or repeated one; then, in
+ * request order, the base64 key (b) is decoded and every flag's token is
+ * parsed, whichever command uses it, the last fault deciding the error;
+ * then F's token; then ms's and ma's modes and the opaque's length.  md
+ * and ma answer "invalid or duplicate flag" for every fault before the
+ * modes.
  * Every error of ms after its <datalen> was read discards the value that
  * follows.
  *
@@ -244,17 +245,25 @@ static const char *check_flags(struct meta_req *r)
     return NULL;
 }
 
-/* Second pass: the tokens of the flags that take one, whichever command
- * uses them.  As in memcached, every token is parsed and the last fault
- * decides the error. */
-static const char *parse_tokens(struct meta_req *r)
+/* Second pass, in request order: the base64 key (b) and the tokens of
+ * the flags that take one, whichever command uses them.  As in memcached,
+ * every one is parsed and the last fault decides the error; F's token is
+ * only looked at when all else is well. */
+static const char *parse_tokens(struct meta_req *r, const struct proto_token *key)
 {
     const char *err = NULL;
+    const char *client_flags = NULL;
     for (int i = 0; i < r->nflags; i++) {
         struct proto_token *t = &r->flag[i];
         const char *arg = flag_arg(t);
         bool ok = true;
         switch (t->s[0]) {
+        case 'b':
+            r->nkey = base64_decode(key->s, key->len, r->keybuf);
+            r->key = (const char *)r->keybuf;
+            if (r->nkey == 0)
+                err = "CLIENT_ERROR error decoding key";
+            break;
         case 'O':
             r->opaque = arg;
             r->nopaque = t->len - 1;
@@ -285,8 +294,7 @@ static const char *parse_tokens(struct meta_req *r)
                 err = "CLIENT_ERROR invalid numeric initial value";
             break;
         case 'F':
-            if (!safe_strtoul(arg, &r->client_flags))
-                err = ERR_BAD_FORMAT;
+            client_flags = arg;
             break;
         case 'M':
             if (t->len != 2)
@@ -299,6 +307,9 @@ static const char *parse_tokens(struct meta_req *r)
         if (!ok)
             err = "CLIENT_ERROR bad token in command line format";
     }
+    if (err == NULL && client_flags != NULL &&
+        !safe_strtoul(client_flags, &r->client_flags))
+        err = ERR_BAD_FORMAT;
     return err;
 }
 
@@ -315,21 +326,15 @@ static const char *check_values(const struct meta_req *r, int cmd)
     return NULL;
 }
 
-/* Check the flags, decode the key, parse the tokens: NULL, or the error
- * line. */
+/* Check the flags, then decode the key and parse the tokens: NULL, or
+ * the error line. */
 static const char *parse(struct meta_req *r, struct proto_token *key, int cmd)
 {
-    const char *err = check_flags(r);
     r->key = key->s;
     r->nkey = key->len;
-    if (err == NULL && has(r, 'b')) {
-        r->nkey = base64_decode(key->s, key->len, r->keybuf);
-        r->key = (const char *)r->keybuf;
-        if (r->nkey == 0)
-            err = "CLIENT_ERROR error decoding key";
-    }
+    const char *err = check_flags(r);
     if (err == NULL)
-        err = parse_tokens(r);
+        err = parse_tokens(r, key);
     if (err != NULL)
         return r->rules->any_error != NULL ? r->rules->any_error : err;
     return check_values(r, cmd);
@@ -432,8 +437,8 @@ struct echo {
                                  * and k are echoed (and c as 0 when
                                  * zero_cas) */
     bool zero_cas;
-    const struct mget_info *info;   /* mg: h, l, t before T */
-    bool ttl_before_touch;      /* mg: t was asked before T */
+    rel_time_t exptime;         /* what t reports */
+    const struct mget_info *info;   /* mg: h and l */
 };
 
 static void put_echo(struct answer *a, const struct echo *e)
@@ -453,8 +458,7 @@ static void put_echo(struct answer *a, const struct echo *e)
         } else if (*f == 's') {
             put_u64(a, 's', e->it->nbytes - 2);
         } else if (*f == 't') {
-            put_ttl(a, e->ttl_before_touch ? e->info->exptime_before
-                                           : e->it->exptime);
+            put_ttl(a, e->exptime);
         } else if (*f == 'h') {
             put_u64(a, 'h', e->info->fetched_before);
         } else if (*f == 'l') {
@@ -469,6 +473,7 @@ static struct echo echo_of(const struct meta_req *r, const item *it)
     struct echo e = {
         .ret = r->ret, .key = r->key, .nkey = r->nkey, .b64 = has(r, 'b'),
         .opaque = r->opaque, .nopaque = r->nopaque, .it = it,
+        .exptime = it != NULL ? it->exptime : 0,
     };
     return e;
 }
@@ -510,7 +515,12 @@ static enum proto_next meta_get(struct conn *c, struct meta_req *r)
     /* C: a client that holds this version doesn't need the value. */
     bool value = has(r, 'v') && !(has(r, 'C') && r->cas_in == it->cas);
     e.info = &info;
-    e.ttl_before_touch = has(r, 'T') && given_before(r, 't', 'T');
+    /* memcached applies N and T as it walks the flags, so a t asked
+     * before them reports the expiry as it was at that point. */
+    if (info.created && given_before(r, 't', 'N'))
+        e.exptime = 0;
+    else if (has(r, 'T') && given_before(r, 't', 'T'))
+        e.exptime = info.exptime_before;
     struct answer a;
     if (!answer_begin(c, &a, value ? "VA" : "HD", value, it->nbytes - 2)) {
         item_release(it);
@@ -708,6 +718,7 @@ static enum proto_next meta_arith(struct conn *c, struct meta_req *r)
         bool with_value = has(r, 'v');
         struct answer a;
         e.it = it;
+        e.exptime = it->exptime;
         if (answer_begin(c, &a, with_value ? "VA" : "HD", with_value, len)) {
             put_echo(&a, &e);
             answer_end(c, &a);

@@ -494,6 +494,9 @@ item *storage_mget(const char *key, size_t nkey, const struct mget_req *req,
     } else if (req->vivify) {
         it = vivify_empty(key, nkey, it, hv, req);
         if (it != NULL) {
+            /* This mg is the stub's first read, as in memcached. */
+            if (!req->no_bump)
+                item_touch_lru(it);
             info->created = info->won = true;
             info->last_access = it->time;
             info->exptime_before = req->vivify_exptime;
@@ -657,6 +660,9 @@ enum delta_result storage_delta_item(const char *key, size_t nkey,
             r = now != NULL ? DELTA_OK : DELTA_NO_MEMORY;
             created = now != NULL;
         }
+    } else if (it->nbytes <= 2) {
+        /* memcached refuses an empty value before looking at the CAS. */
+        r = DELTA_NON_NUMERIC;
     } else if (req->cas_in != 0 &&
                (!settings.use_cas || req->cas_in != it->cas)) {
         r = DELTA_EXISTS;
