@@ -88,6 +88,9 @@ cmd_is($sock, "ma Ymlu b v k\r\n", "VA 1 kYmlu b\r\n6\r\n", 'base64 key, returne
 # ---- Errors ----
 cmd_is($sock, "set s 0 0 3\r\nabc\r\n", "STORED\r\n");
 cmd_is($sock, "ma s\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n", 'non-numeric');
+cmd_is($sock, "mg empty N0\r\nma empty C99999\r\n",
+       "HD W\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+       'an empty value is refused before the CAS is compared');
 cmd_is($sock, "ma s q\r\n", "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
        'errors are never quiet');
 cmd_is($sock, "ma\r\n", "ERROR\r\n", 'no key');

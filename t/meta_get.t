@@ -86,6 +86,8 @@ cmd_is($sock, "mg viv v\r\n", "VA 3\r\nnew\r\n", 'a stored value clears the toke
 cmd_is($sock, "mg viv2 N30 R30 t T100\r\n", "HD t30 W\r\n", 'T applies to a vivified item');
 cmd_is($sock, "mg viv2 t\r\n", "HD t100 Z\r\n", '... after t was answered');
 cmd_is($sock, "mg viv3 N0 t f q\r\n", "HD t-1 f0 W\r\n", 'N0: a stub that never expires');
+cmd_is($sock, "mg viv4 t N100 h\r\n", "HD t-1 h0 W\r\n", 't before N: the expiry before N applied');
+cmd_is($sock, "mg viv4 t h\r\n", "HD t100 h1 Z\r\n", 'the stub has it, and counts as fetched');
 
 # ---- R: recache when less TTL than the token is left ----
 cmd_is($sock, "set rc 0 100 1\r\nr\r\n", "STORED\r\n");
@@ -166,6 +168,11 @@ cmd_is($sock, "mg foo Dx Tx\r\n", "CLIENT_ERROR bad token in command line format
        'the last bad token decides');
 cmd_is($sock, "mg foo Tx Dx\r\n", "CLIENT_ERROR invalid numeric delta value\r\n",
        'the last bad token decides (2)');
+cmd_is($sock, "mg zz b Tx\r\n", "CLIENT_ERROR bad token in command line format\r\n",
+       'b is decoded in request order: a later bad token decides');
+cmd_is($sock, "mg zz Tx b\r\n", "CLIENT_ERROR error decoding key\r\n", '... or a later bad key');
+cmd_is($sock, "mg foo Fx Dx\r\n", "CLIENT_ERROR invalid numeric delta value\r\n", 'F is looked at last');
+cmd_is($sock, "mg zz b Fx\r\n", "CLIENT_ERROR error decoding key\r\n", 'after the key too');
 my $o31 = 'o' x 31;
 cmd_is($sock, "mg foo O$o31\r\n", "HD O$o31\r\n", 'a 31-byte opaque');
 cmd_is($sock, "mg foo O${o31}x\r\n", "CLIENT_ERROR opaque token too long\r\n", '32 bytes is too long');
