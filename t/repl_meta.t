@@ -74,9 +74,10 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     cmd_is($from, "set $p:mi 3 0 2\r\nmi\r\n", "STORED\r\n");
     wait_value($to, "$p:mi", 'mi', "set before md I $p");
     my $before = cas_of($from, "$p:mi");
-    cmd_is($from, "md $p:mi I T1\r\n", "HD\r\n");
+    cmd_is($from, "md $p:mi I\r\n", "HD\r\n");
     wait_same($from, $to, "$p:mi", "md I $p: the new CAS on the peer");
     isnt(cas_of($to, "$p:mi"), $before, "md I $p: the CAS moved");
+    cmd_is($from, "md $p:mi I T1\r\n", "HD\r\n");
     wait_value($to, "$p:mi", undef, "md I T $p: the new TTL expires on the peer");
     cmd_is($from, "set $p:mx 3 0 5\r\nvalue\r\n", "STORED\r\n");
     wait_value($to, "$p:mx", 'value', "set before md x $p");
@@ -96,9 +97,10 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     cmd_is($from, "ma $p:nv N0 J100 v\r\n", "VA 3\r\n100\r\n");
     wait_value($to, "$p:nv", '100', "ma N $p: the vivified key");
     wait_same($from, $to, "$p:nv");
-    cmd_is($from, "ma $p:nv E777 T1\r\n", "HD\r\n");
+    cmd_is($from, "ma $p:nv E777\r\n", "HD\r\n");
     wait_same($from, $to, "$p:nv", "ma E $p");
     is(cas_of($to, "$p:nv"), 777, "ma E $p: the explicit CAS on the peer");
+    cmd_is($from, "ma $p:nv T1\r\n", "HD\r\n");
     wait_value($to, "$p:nv", undef, "ma T $p: expires on the peer");
 
     # ---- mg: T moves the expiry, N creates a stub ----
