@@ -21,23 +21,25 @@
  * parsed, whichever command uses it, the last fault deciding the error;
  * then F's token; then ms's and ma's modes and the opaque's length.  md
  * and ma answer "invalid or duplicate flag" for every fault before the
- * modes.
- * Every error of ms after its <datalen> was read discards the value that
- * follows.
+ * modes.  Every error of ms after its <datalen> was read discards the
+ * value that follows.
  *
  * Answers: "q" drops mg's EN, ms's and md's HD, and ma's HD or VA; every
  * other answer is sent.  On a miss or a failure only O and k are echoed
  * (and ms's c, as 0).  A key given in base64 is returned in base64
- * followed by " b".
+ * followed by " b" (decided by the request: 1.6.18's mg decides by how
+ * the item was stored).
  *
  * Where memcached 1.6.18 (the oracle) and the 1.6.45 documentation
  * differ, this follows the documentation: E (explicit new CAS) is taken
  * by mg (for a vivified item), ms, md and ma; md takes x; ms's s returns
  * the stored size; ms's N vivifies a missed append; ma's T sets the
- * expiry; mg and me return a base64 key in base64.  And it is stricter
- * than 1.6.18 in two places: a too long opaque rejects an ma before it
- * changes anything (1.6.18 increments first), and an ms always discards
- * its value after an error (1.6.18 runs it as a command after a too long
+ * expiry; mg's C with a matching CAS drops the value; q also silences an
+ * ma that vivified; mg and me return a base64 key in base64; me's exp is
+ * the seconds left (1.6.18 prints it negated).  And it is stricter than
+ * 1.6.18 in two places: a too long opaque rejects an mg or ma before it
+ * changes anything (1.6.18 acts first), and an ms always discards its
+ * value after an error (1.6.18 runs it as a command after a too long
  * opaque).  One simplification: "C0" (compare with CAS 0) in md and ma
  * means no comparison.
  *
