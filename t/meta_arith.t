@@ -12,12 +12,6 @@ use MemcachedTest;
 my $srv  = start_server();
 my $sock = $srv->new_sock;
 
-sub cas_of {
-    my ($key) = @_;
-    send_bytes($sock, "mg $key c u\r\n");
-    my $line = read_line($sock) // '';
-    return $line =~ /^HD c(\d+)/ ? $1 : undef;
-}
 
 cmd_is($sock, "set n 3 0 2\r\n10\r\n", "STORED\r\n");
 cmd_is($sock, "ma n\r\n", "HD\r\n", 'incr by 1');
@@ -33,14 +27,14 @@ cmd_is($sock, "set n 0 0 20\r\n18446744073709551615\r\n", "STORED\r\n");
 cmd_is($sock, "ma n v\r\n", "VA 1\r\n0\r\n", 'incr wraps');
 cmd_is($sock, "ma n D18446744073709551615 v\r\n", "VA 20\r\n18446744073709551615\r\n", 'largest delta');
 
-my $cas = cas_of('n');
+my $cas = meta_cas($sock, 'n');
 send_bytes($sock, "ma n t c k O9 v\r\n");
 my $line = read_line($sock) // '';
 like($line, qr/^VA 1 t-1 c(\d+) kn O9\r\n\z/, 't c k O in request order');
 is(read_line($sock), "0\r\n", 'and the value');
 my ($c) = $line =~ / c(\d+)/;
 isnt($c, $cas, 'a new CAS');
-is(cas_of('n'), $c, 'c is the item CAS');
+is(meta_cas($sock, 'n'), $c, 'c is the item CAS');
 
 # ---- Misses and N/J ----
 cmd_is($sock, "ma nokey\r\n", "NF\r\n", 'miss');
@@ -65,7 +59,7 @@ cmd_is($sock, "ma tt2 N100 T50 t\r\n", "HD t50\r\n", 'N and T set one TTL: the l
 cmd_is($sock, "ma tt3 T50 N100 t\r\n", "HD t100\r\n", 'the later wins (2)');
 
 # ---- C, E ----
-$cas = cas_of('n');
+$cas = meta_cas($sock, 'n');
 cmd_is($sock, "ma n C1 v\r\n", "EX\r\n", 'C mismatch');
 cmd_is($sock, "ma n C1 k O2\r\n", "EX kn O2\r\n", 'EX echoes k and O');
 cmd_is($sock, "ma n C1 q\r\n", "EX\r\n", 'q does not hide EX');

@@ -12,12 +12,6 @@ use MemcachedTest;
 my $srv  = start_server();
 my $sock = $srv->new_sock;
 
-sub cas_of {
-    my ($key) = @_;
-    send_bytes($sock, "mg $key c u\r\n");
-    my $line = read_line($sock) // '';
-    return $line =~ /^HD c(\d+)/ ? $1 : undef;
-}
 
 cmd_is($sock, "set d 0 0 1\r\n1\r\n", "STORED\r\n");
 cmd_is($sock, "md d\r\n", "HD\r\n", 'delete');
@@ -36,7 +30,7 @@ cmd_is($sock, "md d c f t v s\r\n", "HD\r\n", 'flags md has no use for are ignor
 
 # ---- C ----
 cmd_is($sock, "set d 0 0 1\r\n1\r\n", "STORED\r\n");
-my $cas = cas_of('d');
+my $cas = meta_cas($sock, 'd');
 cmd_is($sock, "md d C1 O1 k\r\n", "EX O1 kd\r\n", 'C mismatch: EX with echoes');
 cmd_is($sock, "md d C1 q\r\n", "EX\r\n", 'q does not hide EX');
 cmd_is($sock, "md d C$cas\r\n", "HD\r\n", 'C matching deletes');
@@ -44,11 +38,11 @@ cmd_is($sock, "md d C$cas\r\n", "NF\r\n", 'then it is gone');
 
 # ---- I: mark stale instead of deleting ----
 cmd_is($sock, "set s 3 100 2\r\nss\r\n", "STORED\r\n");
-$cas = cas_of('s');
+$cas = meta_cas($sock, 's');
 cmd_is($sock, "md s I\r\n", "HD\r\n", 'I');
-my $cas2 = cas_of('s');
+my $cas2 = meta_cas($sock, 's');
 ok($cas2 && $cas2 != $cas, 'I gives a new CAS');
-# (cas_of's mg took the win token: u does not keep a client from winning.)
+# (meta_cas's mg took the win token: u does not keep a client from winning.)
 cmd_like($sock, "mg s v f t\r\n", qr/^VA 2 f3 t(100|99) Z X\r\n/, 'stale, value, flags and TTL kept');
 read_line($sock);
 cmd_is($sock, "md s I T30\r\n", "HD\r\n", 'I with T');

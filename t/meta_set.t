@@ -13,12 +13,6 @@ use MemcachedTest;
 my $srv  = start_server();
 my $sock = $srv->new_sock;
 
-sub cas_of {
-    my ($key) = @_;
-    send_bytes($sock, "mg $key c u\r\n");
-    my $line = read_line($sock) // '';
-    return $line =~ /^HD c(\d+)/ ? $1 : undef;
-}
 
 # ---- Plain set, flags and TTL ----
 cmd_is($sock, "ms k1 3\r\nabc\r\n", "HD\r\n", 'set');
@@ -41,7 +35,7 @@ send_bytes($sock, "ms k2 2 c k O77\r\nhi\r\n");
 my $line = read_line($sock) // '';
 like($line, qr/^HD c(\d+) kk2 O77\r\n\z/, 'c k O in request order');
 my ($c) = $line =~ /c(\d+)/;
-is(cas_of('k2'), $c, 'c is the stored CAS');
+is(meta_cas($sock, 'k2'), $c, 'c is the stored CAS');
 cmd_is($sock, "ms k2 2 O1 k\r\nhi\r\n", "HD O1 kk2\r\n", 'O before k');
 SKIP: {
     skip 'ms s is newer than this memcached', 2 unless is_memcachedrep();
@@ -78,14 +72,14 @@ cmd_is($sock, "ms m 1 MAA\r\nx\r\n", "CLIENT_ERROR incorrect length for M token\
 cmd_is($sock, "mg m v\r\n", "VA 2\r\nst\r\n", 'bad modes stored nothing');
 
 # ---- CAS ----
-my $cas = cas_of('m');
+my $cas = meta_cas($sock, 'm');
 cmd_is($sock, "ms m 1 C$cas\r\nc\r\n", "HD\r\n", 'C matching');
 cmd_is($sock, "ms m 1 C$cas\r\nd\r\n", "EX\r\n", 'C stale');
 cmd_is($sock, "ms m 1 C0\r\nd\r\n", "EX\r\n", 'C0 compares too');
 cmd_is($sock, "ms nocas 1 C5\r\nd\r\n", "NF\r\n", 'C on a miss');
 cmd_is($sock, "ms nocas 1 C5 MR\r\nd\r\n", "NF\r\n", 'C with replace on a miss');
 cmd_is($sock, "ms nocas 1 C5 ME\r\nd\r\n", "HD\r\n", 'add ignores C');
-$cas = cas_of('m');
+$cas = meta_cas($sock, 'm');
 cmd_is($sock, "ms m 1 C1 MA\r\nx\r\n", "EX\r\n", 'append compares C');
 cmd_is($sock, "ms m 1 C$cas MA\r\nx\r\n", "HD\r\n", 'append with the right C');
 cmd_is($sock, "ms m 1 C1 MR\r\nx\r\n", "EX\r\n", 'replace compares C');
@@ -95,12 +89,12 @@ cmd_is($sock, "mg m v\r\n", "VA 2\r\ncx\r\n");
 # ---- I: a CAS older than the item's stores a stale value ----
 cmd_is($sock, "set inv 0 100 2\r\nv1\r\n", "STORED\r\n");
 cmd_is($sock, "set inv 0 100 2\r\nv2\r\n", "STORED\r\n");
-$cas = cas_of('inv');
+$cas = meta_cas($sock, 'inv');
 cmd_is($sock, "ms inv 2 I C" . ($cas - 1) . " T0\r\nv0\r\n", "HD\r\n", 'I with an older CAS stores');
 cmd_like($sock, "mg inv v t\r\n", qr/^VA 2 t(100|99) X W\r\n/, 'stale, keeping the old TTL');
 read_line($sock);
 cmd_is($sock, "mg inv v\r\n", "VA 2 Z X\r\nv0\r\n", 'the win token went out once');
-$cas = cas_of('inv');
+$cas = meta_cas($sock, 'inv');
 cmd_is($sock, "ms inv 2 I C" . ($cas + 1) . "\r\nv3\r\n", "EX\r\n", 'I with a newer CAS fails');
 cmd_is($sock, "ms inv 2 I C1 MA\r\nv3\r\n", "EX\r\n", 'I does nothing for append');
 cmd_is($sock, "ms inv 2 I\r\nv4\r\n", "HD\r\n", 'I without C is a plain set');

@@ -19,12 +19,6 @@ my ($a, $b) = start_pair();
 my %sock = (a => $a->new_sock, b => $b->new_sock);
 
 # The CAS of a key, read with mg.
-sub cas_of {
-    my ($sock, $key) = @_;
-    send_bytes($sock, "mg $key c u\r\n");
-    my $line = read_line($sock) // '';
-    return $line =~ /^HD c(\d+)/ ? $1 : undef;
-}
 
 for my $dir (['a', 'b'], ['b', 'a']) {
     my ($from, $to) = map { $sock{$_} } @$dir;
@@ -45,13 +39,13 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     wait_value($to, "$p:add", '1', "ms ME $p");
     cmd_is($from, "ms $p:q 2 q\r\nqq\r\nmn\r\n", "MN\r\n");
     wait_value($to, "$p:q", 'qq', "quiet ms $p");
-    my $cas = cas_of($from, "$p:s");
+    my $cas = meta_cas($from, "$p:s");
     cmd_is($from, "ms $p:s 3 C$cas\r\ncas\r\n", "HD\r\n");
     wait_value($to, "$p:s", 'cas', "ms C $p");
     wait_same($from, $to, "$p:s");
     cmd_is($from, "ms $p:e 1 E424242\r\ne\r\n", "HD\r\n");
     wait_same($from, $to, "$p:e", "ms E $p");
-    is(cas_of($to, "$p:e"), 424242, "ms E $p: the explicit CAS on the peer");
+    is(meta_cas($to, "$p:e"), 424242, "ms E $p: the explicit CAS on the peer");
     cmd_is($from, "ms $p:viv 3 MA N100\r\nviv\r\n", "HD\r\n");
     wait_value($to, "$p:viv", 'viv', "ms MA N (vivified append) $p");
     cmd_is($from, "ms $p:t 1 T1\r\nt\r\n", "HD\r\n");
@@ -61,7 +55,7 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     # ---- ms I: a stale value is a write like any other ----
     cmd_is($from, "set $p:inv 0 0 2\r\nv1\r\n", "STORED\r\n");
     cmd_is($from, "set $p:inv 0 0 2\r\nv2\r\n", "STORED\r\n");
-    $cas = cas_of($from, "$p:inv");
+    $cas = meta_cas($from, "$p:inv");
     cmd_is($from, "ms $p:inv 2 I C" . ($cas - 1) . "\r\nv0\r\n", "HD\r\n");
     wait_value($to, "$p:inv", 'v0', "ms I $p");
     wait_same($from, $to, "$p:inv");
@@ -73,10 +67,10 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     wait_value($to, "$p:q", undef, "quiet md $p");
     cmd_is($from, "set $p:mi 3 0 2\r\nmi\r\n", "STORED\r\n");
     wait_value($to, "$p:mi", 'mi', "set before md I $p");
-    my $before = cas_of($from, "$p:mi");
+    my $before = meta_cas($from, "$p:mi");
     cmd_is($from, "md $p:mi I\r\n", "HD\r\n");
     wait_same($from, $to, "$p:mi", "md I $p: the new CAS on the peer");
-    isnt(cas_of($to, "$p:mi"), $before, "md I $p: the CAS moved");
+    isnt(meta_cas($to, "$p:mi"), $before, "md I $p: the CAS moved");
     cmd_is($from, "md $p:mi I T1\r\n", "HD\r\n");
     wait_value($to, "$p:mi", undef, "md I T $p: the new TTL expires on the peer");
     cmd_is($from, "set $p:mx 3 0 5\r\nvalue\r\n", "STORED\r\n");
@@ -99,7 +93,7 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     wait_same($from, $to, "$p:nv");
     cmd_is($from, "ma $p:nv E777\r\n", "HD\r\n");
     wait_same($from, $to, "$p:nv", "ma E $p");
-    is(cas_of($to, "$p:nv"), 777, "ma E $p: the explicit CAS on the peer");
+    is(meta_cas($to, "$p:nv"), 777, "ma E $p: the explicit CAS on the peer");
     cmd_is($from, "ma $p:nv T1\r\n", "HD\r\n");
     wait_value($to, "$p:nv", undef, "ma T $p: expires on the peer");
 

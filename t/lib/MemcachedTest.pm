@@ -23,7 +23,7 @@ our @EXPORT = qw(
     timeout_scale
     send_bytes read_line read_bytes read_available no_more_data
     cmd_is expect_is cmd_like
-    mem_set mem_get_is mem_gets mem_get_multi stats
+    mem_set mem_get_is mem_gets mem_get_multi meta_cas stats
     udp_request udp_response
     wait_until free_port
 );
@@ -388,6 +388,15 @@ sub mem_get_multi {
         $res{$k} = { value => $data, flags => $flags, cas => $cas };
     }
     return \%res;
+}
+
+# The CAS of $key through the meta protocol ("mg <key> c u": no LRU
+# bump), or undef when the key is missing.
+sub meta_cas {
+    my ($sock, $key) = @_;
+    send_bytes($sock, "mg $key c u\r\n") or return undef;
+    my $line = read_line($sock) // '';
+    return $line =~ /^HD c(\d+)/ ? $1 : undef;
 }
 
 # "stats" or "stats $group": returns { name => value }.  Lines that are
@@ -877,6 +886,10 @@ Returns C<($value, $cas, $flags)>, or an empty list if the key is missing.
 One C<get> (or C<$cmd>: C<gets>, C<gat 10>, ...) for all the keys; returns
 C<< { key => { value, flags, cas } } >> for the hits, undef on a malformed
 or incomplete answer.
+
+=item meta_cas($sock, $key)
+
+The key's CAS through C<mg $key c u> (no LRU bump), or undef if missing.
 
 =item stats($sock [, $group])
 
