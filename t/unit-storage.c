@@ -27,11 +27,10 @@
 #include "../hash.h"
 #include "../items.h"
 #include "../memcached.h"
+#include "../options.h"
 #include "../slabs.h"
 #include "../stats.h"
 #include "../storage.h"
-
-struct settings settings;
 
 static int failures;
 static struct thread_stats ts;
@@ -54,36 +53,11 @@ static void check(bool ok, const char *fmt, ...)
         failures++;
 }
 
-/* memcached's defaults for every knob the engine reads. */
+/* memcached's defaults for every knob the engine reads: the daemon's own
+ * (options.c), so the engine is tested as it runs. */
 static void default_settings(void)
 {
-    memset(&settings, 0, sizeof(settings));
-    settings.maxbytes = 64 * 1024 * 1024;
-    settings.evict_to_free = true;
-    settings.factor = 1.25;
-    settings.chunk_size = 48;
-    settings.item_size_max = 1024 * 1024;
-    settings.slab_page_size = 1024 * 1024;
-    settings.slab_chunk_size_max = 512 * 1024;
-    settings.use_cas = true;
-    settings.flush_enabled = true;
-    settings.hashpower_init = 16;
-    settings.hash_expand = true;
-    settings.hash_algorithm = HASH_MURMUR3;
-    settings.lru_crawler = true;
-    settings.lru_crawler_sleep = 100;
-    settings.lru_crawler_tocrawl = 0;
-    settings.slab_reassign = true;
-    settings.slab_automove = 1;
-    settings.slab_automove_ratio = 0.8;
-    settings.slab_automove_window = 30;
-    settings.hot_lru_pct = 20;
-    settings.warm_lru_pct = 40;
-    settings.hot_max_factor = 0.2;
-    settings.warm_max_factor = 2.0;
-    settings.temporary_ttl = 61;
-    settings.reqs_per_event = 20;
-    settings.num_threads = 4;
+    options_defaults();
 }
 
 static void start_engine(void)
