@@ -86,22 +86,7 @@
 #define CACHEDUMP_MAX_BYTES (2 * 1024 * 1024)
 #define SIZES_BUCKET 32
 
-/* What "stats reset" zeroes in an LRU. */
-struct lru_counters {
-    uint64_t evicted;
-    uint64_t evicted_nonzero;
-    rel_time_t evicted_time;
-    uint64_t outofmemory;
-    uint64_t reclaimed;
-    uint64_t expired_unfetched;
-    uint64_t evicted_unfetched;
-    uint64_t evicted_active;
-    uint64_t crawler_reclaimed;
-    uint64_t crawler_items_checked;
-    uint64_t lrutail_reflocked;
-    uint64_t direct_reclaims;
-};
-
+/* One slab class's LRU; "stats reset" zeroes its counters (c). */
 struct lru {
     pthread_mutex_t lock;
     item *head;
@@ -741,18 +726,7 @@ void items_lru_stats(unsigned id, struct items_lru_stats *out)
         .tombstones = l->tombstones,
         .bytes = l->bytes,
         .tail_time = tail != NULL ? tail->time : 0,
-        .evicted = l->c.evicted,
-        .evicted_nonzero = l->c.evicted_nonzero,
-        .evicted_time = l->c.evicted_time,
-        .outofmemory = l->c.outofmemory,
-        .reclaimed = l->c.reclaimed,
-        .expired_unfetched = l->c.expired_unfetched,
-        .evicted_unfetched = l->c.evicted_unfetched,
-        .evicted_active = l->c.evicted_active,
-        .crawler_reclaimed = l->c.crawler_reclaimed,
-        .crawler_items_checked = l->c.crawler_items_checked,
-        .lrutail_reflocked = l->c.lrutail_reflocked,
-        .direct_reclaims = l->c.direct_reclaims,
+        .c = l->c,
     };
     pthread_mutex_unlock(&l->lock);
 }

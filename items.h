@@ -196,13 +196,9 @@ void items_crawl_end(unsigned id, item *cursor);
 void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
                          uint32_t perslab);
 
-/* Per-LRU numbers for "stats items" (id SLABS_LARGE_CLASS is the large
- * items' LRU).  Tombstones are in none of them but `tombstones`. */
-struct items_lru_stats {
-    uint64_t number;            /* linked items, tombstones excluded */
-    uint64_t tombstones;        /* linked tombstones */
-    uint64_t bytes;             /* sum of ITEM_size of the items */
-    rel_time_t tail_time;       /* last access of the oldest, 0 if empty */
+/* The event counters of one LRU, kept under its LRU lock and zeroed by
+ * "stats reset". */
+struct lru_counters {
     uint64_t evicted;
     uint64_t evicted_nonzero;
     rel_time_t evicted_time;    /* idle time of the last evicted item */
@@ -215,6 +211,16 @@ struct items_lru_stats {
     uint64_t crawler_items_checked;
     uint64_t lrutail_reflocked;
     uint64_t direct_reclaims;
+};
+
+/* Per-LRU numbers for "stats items" (id SLABS_LARGE_CLASS is the large
+ * items' LRU).  Tombstones are in none of them but `tombstones`. */
+struct items_lru_stats {
+    uint64_t number;            /* linked items, tombstones excluded */
+    uint64_t tombstones;        /* linked tombstones */
+    uint64_t bytes;             /* sum of ITEM_size of the items */
+    rel_time_t tail_time;       /* last access of the oldest, 0 if empty */
+    struct lru_counters c;
 };
 void items_lru_stats(unsigned id, struct items_lru_stats *out);
 

@@ -1023,15 +1023,15 @@ void storage_get_totals(struct storage_totals *out)
         out->curr_items += s.number;
         out->tombstones += s.tombstones;
         out->bytes += s.bytes;
-        out->evictions += s.evicted;
-        out->reclaimed += s.reclaimed;
-        out->expired_unfetched += s.expired_unfetched;
-        out->evicted_unfetched += s.evicted_unfetched;
-        out->evicted_active += s.evicted_active;
-        out->crawler_reclaimed += s.crawler_reclaimed;
-        out->crawler_items_checked += s.crawler_items_checked;
-        out->lrutail_reflocked += s.lrutail_reflocked;
-        out->direct_reclaims += s.direct_reclaims;
+        out->evictions += s.c.evicted;
+        out->reclaimed += s.c.reclaimed;
+        out->expired_unfetched += s.c.expired_unfetched;
+        out->evicted_unfetched += s.c.evicted_unfetched;
+        out->evicted_active += s.c.evicted_active;
+        out->crawler_reclaimed += s.c.crawler_reclaimed;
+        out->crawler_items_checked += s.c.crawler_items_checked;
+        out->lrutail_reflocked += s.c.lrutail_reflocked;
+        out->direct_reclaims += s.c.direct_reclaims;
     }
     out->total_items = items_total_linked();
     out->lru_crawler_starts = crawler_starts();
@@ -1127,21 +1127,21 @@ static void merge_lru_stats(struct items_lru_stats *s,
 {
     if (l->tail_time != 0 && (s->tail_time == 0 || l->tail_time < s->tail_time))
         s->tail_time = l->tail_time;
-    if (l->evicted != 0)
-        s->evicted_time = l->evicted_time;
+    if (l->c.evicted != 0)
+        s->c.evicted_time = l->c.evicted_time;
     s->number += l->number;
     s->bytes += l->bytes;
-    s->evicted += l->evicted;
-    s->evicted_nonzero += l->evicted_nonzero;
-    s->outofmemory += l->outofmemory;
-    s->reclaimed += l->reclaimed;
-    s->expired_unfetched += l->expired_unfetched;
-    s->evicted_unfetched += l->evicted_unfetched;
-    s->evicted_active += l->evicted_active;
-    s->crawler_reclaimed += l->crawler_reclaimed;
-    s->crawler_items_checked += l->crawler_items_checked;
-    s->lrutail_reflocked += l->lrutail_reflocked;
-    s->direct_reclaims += l->direct_reclaims;
+    s->c.evicted += l->c.evicted;
+    s->c.evicted_nonzero += l->c.evicted_nonzero;
+    s->c.outofmemory += l->c.outofmemory;
+    s->c.reclaimed += l->c.reclaimed;
+    s->c.expired_unfetched += l->c.expired_unfetched;
+    s->c.evicted_unfetched += l->c.evicted_unfetched;
+    s->c.evicted_active += l->c.evicted_active;
+    s->c.crawler_reclaimed += l->c.crawler_reclaimed;
+    s->c.crawler_items_checked += l->c.crawler_items_checked;
+    s->c.lrutail_reflocked += l->c.lrutail_reflocked;
+    s->c.direct_reclaims += l->c.direct_reclaims;
 }
 
 void storage_report_items(add_stat_fn add, void *ctx)
@@ -1175,24 +1175,24 @@ void storage_report_items(add_stat_fn add, void *ctx)
         add_class_stat(add, ctx, p, id, "age",
                        s.tail_time != 0 && now > s.tail_time ? now - s.tail_time : 0);
         add_class_stat(add, ctx, p, id, "mem_requested", s.bytes);
-        add_class_stat(add, ctx, p, id, "evicted", s.evicted);
-        add_class_stat(add, ctx, p, id, "evicted_nonzero", s.evicted_nonzero);
-        add_class_stat(add, ctx, p, id, "evicted_time", s.evicted_time);
-        add_class_stat(add, ctx, p, id, "outofmemory", s.outofmemory);
+        add_class_stat(add, ctx, p, id, "evicted", s.c.evicted);
+        add_class_stat(add, ctx, p, id, "evicted_nonzero", s.c.evicted_nonzero);
+        add_class_stat(add, ctx, p, id, "evicted_time", s.c.evicted_time);
+        add_class_stat(add, ctx, p, id, "outofmemory", s.c.outofmemory);
         /* memcached's repair of leaked references is not done here. */
         add_class_stat(add, ctx, p, id, "tailrepairs", 0);
-        add_class_stat(add, ctx, p, id, "reclaimed", s.reclaimed);
-        add_class_stat(add, ctx, p, id, "expired_unfetched", s.expired_unfetched);
-        add_class_stat(add, ctx, p, id, "evicted_unfetched", s.evicted_unfetched);
-        add_class_stat(add, ctx, p, id, "evicted_active", s.evicted_active);
-        add_class_stat(add, ctx, p, id, "crawler_reclaimed", s.crawler_reclaimed);
+        add_class_stat(add, ctx, p, id, "reclaimed", s.c.reclaimed);
+        add_class_stat(add, ctx, p, id, "expired_unfetched", s.c.expired_unfetched);
+        add_class_stat(add, ctx, p, id, "evicted_unfetched", s.c.evicted_unfetched);
+        add_class_stat(add, ctx, p, id, "evicted_active", s.c.evicted_active);
+        add_class_stat(add, ctx, p, id, "crawler_reclaimed", s.c.crawler_reclaimed);
         add_class_stat(add, ctx, p, id, "crawler_items_checked",
-                       s.crawler_items_checked);
-        add_class_stat(add, ctx, p, id, "lrutail_reflocked", s.lrutail_reflocked);
+                       s.c.crawler_items_checked);
+        add_class_stat(add, ctx, p, id, "lrutail_reflocked", s.c.lrutail_reflocked);
         add_class_stat(add, ctx, p, id, "moves_to_cold", 0);
         add_class_stat(add, ctx, p, id, "moves_to_warm", 0);
         add_class_stat(add, ctx, p, id, "moves_within_lru", 0);
-        add_class_stat(add, ctx, p, id, "direct_reclaims", s.direct_reclaims);
+        add_class_stat(add, ctx, p, id, "direct_reclaims", s.c.direct_reclaims);
         add_class_stat(add, ctx, p, id, "hits_to_hot", 0);
         add_class_stat(add, ctx, p, id, "hits_to_warm", 0);
         add_class_stat(add, ctx, p, id, "hits_to_cold",
