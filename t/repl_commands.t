@@ -69,7 +69,7 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     wait_value($to, "$p:gs", undef, "gats $p: expires on the peer");
 
     # Expiry travels as an absolute time.
-    cmd_is($from, "set $p:exp 0 2 1\r\ne\r\n", "STORED\r\n");
+    cmd_is($from, "set $p:exp 0 4 1\r\ne\r\n", "STORED\r\n");
     wait_value($to, "$p:exp", 'e', "item with exptime $p");
     wait_value($to, "$p:exp", undef, "and it expires on the peer as well");
 }

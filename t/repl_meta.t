@@ -48,9 +48,15 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     is(meta_cas($to, "$p:e"), 424242, "ms E $p: the explicit CAS on the peer");
     cmd_is($from, "ms $p:viv 3 MA N100\r\nviv\r\n", "HD\r\n");
     wait_value($to, "$p:viv", 'viv', "ms MA N (vivified append) $p");
-    cmd_is($from, "ms $p:t 1 T1\r\nt\r\n", "HD\r\n");
+    # T: the TTL travels with the item (read back with mg t; a TTL long
+    # enough that a slow machine can't see it expire before the check),
+    # and a short one expires on the peer as well.
+    cmd_is($from, "ms $p:t 1 T300\r\nt\r\n", "HD\r\n");
     wait_value($to, "$p:t", 't', "ms T $p");
-    wait_value($to, "$p:t", undef, "ms T $p: expires on the peer");
+    send_bytes($to, "mg $p:t t\r\n");
+    like(read_line($to), qr/^HD t(29\d|300)\r\n\z/, "ms T $p: the peer has the TTL");
+    cmd_is($from, "ms $p:t1 1 T1\r\nt\r\n", "HD\r\n");
+    wait_value($to, "$p:t1", undef, "ms T $p: a short TTL expires on the peer");
 
     # ---- ms I: a stale value is a write like any other ----
     cmd_is($from, "set $p:inv 0 0 2\r\nv1\r\n", "STORED\r\n");
