@@ -7,6 +7,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes qw(time);
 use MemcachedTest;
 
 my $srv  = start_server();
@@ -45,18 +46,25 @@ cmd_is($sock, "ma viv N0 J13 v\r\n", "VA 2\r\n13\r\n", 'N creates with J, delta 
 cmd_is($sock, "ma viv v\r\n", "VA 2\r\n14\r\n", 'then counts from there');
 cmd_is($sock, "mg viv f t\r\n", "HD f0 t-1\r\n", 'vivified with flags 0');
 cmd_is($sock, "ma viv2 N0 MD v\r\n", "VA 1\r\n0\r\n", 'J defaults to 0');
-cmd_is($sock, "ma viv3 N100 v t\r\n", "VA 1 t100\r\n0\r\n", 'N sets the TTL');
+my $t0 = time;
+cmd_clock_is($sock, "ma viv3 N100 v t\r\n", "VA 1 t%d\r\n0\r\n", ttl => 100, since => $t0,
+             name => 'N sets the TTL');
 cmd_is($sock, "ma viv4 N0 J18446744073709551615 v\r\n", "VA 20\r\n18446744073709551615\r\n", 'largest J');
 
 # ---- T ----
 SKIP: {
     skip 'ma T does not move the TTL in memcached 1.6.18', 3 unless is_memcachedrep();
     cmd_is($sock, "set tt 0 0 1\r\n1\r\n", "STORED\r\n");
-    cmd_is($sock, "ma tt T50 t v\r\n", "VA 1 t50\r\n2\r\n", 'T sets the TTL on success');
-    cmd_is($sock, "mg tt t\r\n", "HD t50\r\n");
+    $t0 = time;
+    cmd_clock_is($sock, "ma tt T50 t v\r\n", "VA 1 t%d\r\n2\r\n", ttl => 50, since => $t0,
+                 name => 'T sets the TTL on success');
+    cmd_clock_is($sock, "mg tt t\r\n", "HD t%d\r\n", ttl => 50, since => $t0, name => 'mg tt t');
 }
-cmd_is($sock, "ma tt2 N100 T50 t\r\n", "HD t50\r\n", 'N and T set one TTL: the later wins');
-cmd_is($sock, "ma tt3 T50 N100 t\r\n", "HD t100\r\n", 'the later wins (2)');
+$t0 = time;
+cmd_clock_is($sock, "ma tt2 N100 T50 t\r\n", "HD t%d\r\n", ttl => 50, since => $t0,
+             name => 'N and T set one TTL: the later wins');
+cmd_clock_is($sock, "ma tt3 T50 N100 t\r\n", "HD t%d\r\n", ttl => 100, since => $t0,
+             name => 'the later wins (2)');
 
 # ---- C, E ----
 $cas = meta_cas($sock, 'n');

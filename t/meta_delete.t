@@ -7,6 +7,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes qw(time);
 use MemcachedTest;
 
 my $srv  = start_server();
@@ -37,26 +38,30 @@ cmd_is($sock, "md d C$cas\r\n", "HD\r\n", 'C matching deletes');
 cmd_is($sock, "md d C$cas\r\n", "NF\r\n", 'then it is gone');
 
 # ---- I: mark stale instead of deleting ----
+my $t0 = time;
 cmd_is($sock, "set s 3 100 2\r\nss\r\n", "STORED\r\n");
 $cas = meta_cas($sock, 's');
 cmd_is($sock, "md s I\r\n", "HD\r\n", 'I');
 my $cas2 = meta_cas($sock, 's');
 ok($cas2 && $cas2 != $cas, 'I gives a new CAS');
 # (meta_cas's mg took the win token: u does not keep a client from winning.)
-cmd_like($sock, "mg s v f t\r\n", qr/^VA 2 f3 t(100|99) Z X\r\n/, 'stale, value, flags and TTL kept');
-read_line($sock);
+cmd_clock_is($sock, "mg s v f t\r\n", "VA 2 f3 t%d Z X\r\nss\r\n", ttl => 100, since => $t0,
+             name => 'stale, value, flags and TTL kept');
+$t0 = time;
 cmd_is($sock, "md s I T30\r\n", "HD\r\n", 'I with T');
-cmd_is($sock, "mg s t\r\n", "HD t30 X W\r\n", 'new TTL, and the win token is back');
+cmd_clock_is($sock, "mg s t\r\n", "HD t%d X W\r\n", ttl => 30, since => $t0,
+             name => 'new TTL, and the win token is back');
 cmd_is($sock, "md s I C1\r\n", "EX\r\n", 'I with a wrong C');
 cmd_is($sock, "md s\r\n", "HD\r\n", 'a stale item can be deleted');
 cmd_is($sock, "md s I\r\n", "NF\r\n", 'I on a missing key');
 
 SKIP: {
     skip 'md x and E are newer than this memcached', 9 unless is_memcachedrep();
+    $t0 = time;
     cmd_is($sock, "set x 7 100 5\r\nvalue\r\n", "STORED\r\n");
     cmd_is($sock, "md x x\r\n", "HD\r\n", 'x removes the value');
-    cmd_like($sock, "mg x v f t\r\n", qr/^VA 0 f7 t(100|99)\r\n/, 'the item stays, empty, flags and TTL kept');
-    read_line($sock);
+    cmd_clock_is($sock, "mg x v f t\r\n", "VA 0 f7 t%d\r\n\r\n", ttl => 100, since => $t0,
+                 name => 'the item stays, empty, flags and TTL kept');
     cmd_is($sock, "set x 7 100 5\r\nvalue\r\n", "STORED\r\n");
     cmd_is($sock, "md x x I T20\r\n", "HD\r\n", 'x with I');
     cmd_is($sock, "mg x v t\r\n", "VA 0 t20 X W\r\n\r\n", 'an empty stale item');

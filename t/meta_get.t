@@ -8,6 +8,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Time::HiRes qw(time);
 use MemcachedTest;
 
 my $srv  = start_server();
@@ -58,8 +59,10 @@ SKIP: {
 cmd_is($sock, "mg foo C1 v\r\n", "VA 3\r\nbar\r\n", 'C not matching returns the value');
 
 # ---- h, l, u: hit-before and last access as before the command ----
+my $t0 = time;
 cmd_is($sock, "set fresh 0 0 1\r\nx\r\n", "STORED\r\n");
-cmd_is($sock, "mg fresh h l\r\n", "HD h0 l0\r\n", 'first fetch: not hit before');
+cmd_clock_is($sock, "mg fresh h l\r\n", "HD h0 l%d\r\n", age => 0, since => $t0,
+             name => 'first fetch: not hit before');
 cmd_is($sock, "mg fresh h\r\n", "HD h1\r\n", 'second fetch: hit before');
 cmd_is($sock, "set fresh 0 0 1\r\nx\r\n", "STORED\r\n");
 cmd_is($sock, "mg fresh u h\r\n", "HD h0\r\n", 'u: fetch without marking');
@@ -67,27 +70,40 @@ cmd_is($sock, "mg fresh h\r\n", "HD h0\r\n", 'so the next fetch still sees h0');
 cmd_is($sock, "mg fresh h\r\n", "HD h1\r\n", 'and then h1');
 
 # ---- t and T ----
+# (A TTL read back counts down with the server's clock: cmd_clock_is.)
+$t0 = time;
 cmd_is($sock, "set ttl 0 100 1\r\nt\r\n", "STORED\r\n");
-cmd_like($sock, "mg ttl t\r\n", qr/^HD t(100|99)\r\n\z/, 't: seconds left');
-cmd_is($sock, "mg ttl T50 t\r\n", "HD t50\r\n", 'T then t: the new TTL');
-cmd_is($sock, "mg ttl t T60\r\n", "HD t50\r\n", 't then T: the TTL before');
-cmd_is($sock, "mg ttl t\r\n", "HD t60\r\n", 'T took effect');
+cmd_clock_is($sock, "mg ttl t\r\n", "HD t%d\r\n", ttl => 100, since => $t0, name => 't: seconds left');
+$t0 = time;
+cmd_clock_is($sock, "mg ttl T50 t\r\n", "HD t%d\r\n", ttl => 50, since => $t0,
+             name => 'T then t: the new TTL');
+my $t1 = time;
+cmd_clock_is($sock, "mg ttl t T60\r\n", "HD t%d\r\n", ttl => 50, since => $t0,
+             name => 't then T: the TTL before');
+cmd_clock_is($sock, "mg ttl t\r\n", "HD t%d\r\n", ttl => 60, since => $t1, name => 'T took effect');
 cmd_is($sock, "mg ttl T0 t\r\n", "HD t-1\r\n", 'T0: never expires');
 cmd_is($sock, "mg ttl T-1\r\n", "HD\r\n", 'T-1 expires the item');
 cmd_is($sock, "mg ttl v\r\n", "EN\r\n", 'gone');
 cmd_is($sock, "mg ttl T30 t\r\n", "EN\r\n", 'T on a miss');
 
 # ---- N: vivify on miss; W to the creator, Z to the others ----
-cmd_is($sock, "mg viv N30 s t v\r\n", "VA 0 s0 t30 W\r\n\r\n", 'N creates an empty item, W');
+$t0 = time;
+cmd_clock_is($sock, "mg viv N30 s t v\r\n", "VA 0 s0 t%d W\r\n\r\n", ttl => 30, since => $t0,
+             name => 'N creates an empty item, W');
 cmd_is($sock, "mg viv N30 s v\r\n", "VA 0 s0 Z\r\n\r\n", 'a second client sees Z');
 cmd_is($sock, "mg viv\r\n", "HD Z\r\n", 'Z also without N');
 cmd_is($sock, "ms viv 3 T60\r\nnew\r\n", "HD\r\n", 'the winner stores the value');
 cmd_is($sock, "mg viv v\r\n", "VA 3\r\nnew\r\n", 'a stored value clears the token');
-cmd_is($sock, "mg viv2 N30 R30 t T100\r\n", "HD t30 W\r\n", 'T applies to a vivified item');
-cmd_is($sock, "mg viv2 t\r\n", "HD t100 Z\r\n", '... after t was answered');
+$t0 = time;
+cmd_clock_is($sock, "mg viv2 N30 R30 t T100\r\n", "HD t%d W\r\n", ttl => 30, since => $t0,
+             name => 'T applies to a vivified item');
+cmd_clock_is($sock, "mg viv2 t\r\n", "HD t%d Z\r\n", ttl => 100, since => $t0,
+             name => '... after t was answered');
 cmd_is($sock, "mg viv3 N0 t f q\r\n", "HD t-1 f0 W\r\n", 'N0: a stub that never expires');
+$t0 = time;
 cmd_is($sock, "mg viv4 t N100 h\r\n", "HD t-1 h0 W\r\n", 't before N: the expiry before N applied');
-cmd_is($sock, "mg viv4 t h\r\n", "HD t100 h1 Z\r\n", 'the stub has it, and counts as fetched');
+cmd_clock_is($sock, "mg viv4 t h\r\n", "HD t%d h1 Z\r\n", ttl => 100, since => $t0,
+             name => 'the stub has it, and counts as fetched');
 
 # ---- R: recache when less TTL than the token is left ----
 cmd_is($sock, "set rc 0 100 1\r\nr\r\n", "STORED\r\n");
@@ -105,8 +121,10 @@ my $new = cas_of('st');
 isnt($new, $old, 'md I bumps the CAS');
 # (cas_of's mg already took the win token.)
 cmd_is($sock, "mg st v\r\n", "VA 2 Z X\r\nss\r\n", 'stale: Z X after the token is out');
+$t0 = time;
 cmd_is($sock, "md st I T30\r\n", "HD\r\n", 'md I again puts the token back');
-cmd_is($sock, "mg st t v\r\n", "VA 2 t30 X W\r\nss\r\n", 'X W to the first client');
+cmd_clock_is($sock, "mg st t v\r\n", "VA 2 t%d X W\r\nss\r\n", ttl => 30, since => $t0,
+             name => 'X W to the first client');
 cmd_is($sock, "mg st k O1 c\r\n", "HD kst O1 c" . cas_of_quiet('st') . " Z X\r\n",
        'markers come after the echoed flags');
 cmd_is($sock, "set st 0 0 2\r\nok\r\n", "STORED\r\n");

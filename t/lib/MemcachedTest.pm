@@ -22,7 +22,7 @@ our @EXPORT = qw(
     start_server memcached_bin flavor is_memcachedrep expected_version
     timeout_scale
     send_bytes read_line read_bytes read_available no_more_data
-    cmd_is expect_is cmd_like
+    cmd_is expect_is cmd_like cmd_clock_is
     mem_set mem_get_is mem_gets mem_get_multi meta_cas stats
     udp_request udp_response
     wait_until free_port
@@ -318,6 +318,39 @@ sub cmd_like {
     send_bytes($sock, $send) or return fail("$name: could not send");
     my $line = read_line($sock);
     return like(defined $line ? $line : '<no answer>', $re, $name);
+}
+
+# Send $send and check the answer against $expect, in which one "%d"
+# stands for a number of seconds counted on the server's clock: a TTL left
+# (ttl => N) or the seconds since an access (age => N).  N is what the
+# answer holds if the clock did not move since $o{since}, a time() taken
+# before sending the command that set the TTL or made the access.  The
+# server's clock steps once a second, whenever that falls, so a check made
+# right after can see it moved by one (or more if the machine was slow):
+# every value the clock may have reached since then is accepted.
+sub cmd_clock_is {
+    my ($sock, $send, $expect, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $name = defined $o{name} ? $o{name} : _name_from($send);
+    my ($n, $dir) = exists $o{ttl} ? ($o{ttl}, -1) : ($o{age}, 1);
+    croak 'cmd_clock_is needs ttl or age, and since' unless defined $n && defined $o{since};
+    send_bytes($sock, $send) or return fail("$name: could not send");
+    my $got = '';
+    for (1 .. ($expect =~ tr/\n//)) {
+        my $line = read_line($sock);
+        last unless defined $line;
+        $got .= $line;
+    }
+    # Second boundaries the server's clock may have crossed since $since
+    # (its reading lags the wall clock by up to a tick of 100 ms).
+    my $steps = 1 + int(time - $o{since} + 0.25);
+    my @ok = map { sprintf($expect, $n + $dir * $_) } 0 .. $steps;
+    return pass($name) if grep { $_ eq $got } @ok;
+    is($got, $ok[0], $name);
+    diag('(or the same with the clock moved by up to ' . $steps . ' s)');
+    my $rest = read_available($sock, 0.2);
+    diag("the server also sent: " . _printable($rest)) if length $rest;
+    return 0;
 }
 
 sub _name_from {
@@ -859,6 +892,16 @@ Sends C<$send>, reads the answer and checks it is exactly C<$expect>
 (several lines and data blocks may be given at once).  Reading stops as
 soon as the answer departs from C<$expect>, so a wrong answer fails at once
 and a missing one after the timeout.
+
+=item cmd_clock_is($sock, $send, $expect, ttl => N | age => N, since => T [, name => $name])
+
+Like C<cmd_is> for an answer holding a number of seconds counted on the
+server's clock (C<t> or C<l> of C<mg>, C<t> of C<ma>), written C<%d> in
+C<$expect>: C<N> is its value if the clock has not moved since time C<T>
+(a C<time()> taken before sending the command that set the TTL or made the
+access); a TTL may have counted down, an age up, by as many seconds as may
+have passed since C<T>.  The clock steps at whole seconds, so an exact
+check would fail whenever one falls between the two commands.
 
 =item expect_is($sock, $expect [, $name])
 
