@@ -35,16 +35,19 @@ cmd_is($sock, "set never 0 0 1\r\nn\r\n", "STORED\r\n");
 cmd_is($sock, "set bad 0 abc 1\r\n", "CLIENT_ERROR bad command line format\r\n", 'non-numeric exptime');
 cmd_is($sock, "set bad 0 1.5 1\r\n", "CLIENT_ERROR bad command line format\r\n", 'fractional exptime');
 
-# Short lifetimes, relative and absolute, all watched together.
+# Short lifetimes, relative and absolute, all watched together.  The
+# server's clock steps at whole seconds, so an item stored with exptime 3
+# lives between 2 and 3 s: long enough for the checks below that expect
+# it to be there still, even on a slow machine.
 my $t0 = time;
-my $abs = int($t0) + 2;
-cmd_is($sock, "set rel2 0 2 1\r\n2\r\n", "STORED\r\n");
+my $abs = int($t0) + 3;
+cmd_is($sock, "set rel2 0 3 1\r\n2\r\n", "STORED\r\n");
 cmd_is($sock, "set abs2 0 $abs 1\r\n3\r\n", "STORED\r\n");
-cmd_is($sock, "set cnt 0 2 1\r\n5\r\n", "STORED\r\n");
-cmd_is($sock, "set app 0 2 1\r\na\r\n", "STORED\r\n");
-cmd_is($sock, "set del 0 2 1\r\nd\r\n", "STORED\r\n");
-cmd_is($sock, "set tch 0 2 1\r\nt\r\n", "STORED\r\n");
-cmd_is($sock, "set gts 0 2 1\r\ng\r\n", "STORED\r\n");
+cmd_is($sock, "set cnt 0 3 1\r\n5\r\n", "STORED\r\n");
+cmd_is($sock, "set app 0 3 1\r\na\r\n", "STORED\r\n");
+cmd_is($sock, "set del 0 3 1\r\nd\r\n", "STORED\r\n");
+cmd_is($sock, "set tch 0 3 1\r\nt\r\n", "STORED\r\n");
+cmd_is($sock, "set gts 0 3 1\r\ng\r\n", "STORED\r\n");
 my (undef, $cas) = mem_gets($sock, 'gts');
 my $h = mem_get_multi($sock, [qw(rel2 abs2 cnt)]);
 is(join(',', sort keys %$h), 'abs2,cnt,rel2', 'short-lived items are there at first');
@@ -52,11 +55,11 @@ is(join(',', sort keys %$h), 'abs2,cnt,rel2', 'short-lived items are there at fi
 cmd_is($sock, "incr cnt 1\r\n", "6\r\n");
 cmd_is($sock, "append app 0 0 1\r\nb\r\n", "STORED\r\n");
 
-ok(wait_until(sub { !%{ mem_get_multi($sock, [qw(rel2 abs2 cnt app)]) } }, 6),
+ok(wait_until(sub { !%{ mem_get_multi($sock, [qw(rel2 abs2 cnt app)]) } }, 6 * timeout_scale()),
    'relative, absolute, incremented and appended items all expire');
 my $took = time - $t0;
-cmp_ok($took, '>', 0.9, "not before their time (${took}s)");
-cmp_ok($took, '<', 4.5, "and close to it (${took}s)");
+cmp_ok($took, '>', 1.5, "not before their time (${took}s)");
+cmp_ok($took, '<', 5.5, "and close to it (${took}s)");
 
 # An expired item is a miss for every command.
 cmd_is($sock, "incr cnt 1\r\n", "NOT_FOUND\r\n", 'incr on an expired item');

@@ -49,13 +49,15 @@ cmd_is($sock, "set neg 0 0 1\r\nn\r\n", "STORED\r\n");
 cmd_is($sock, "gat -1 neg\r\n", "VALUE neg 0 1\r\nn\r\nEND\r\n", 'gat with a negative exptime returns the item');
 mem_get_is($sock, 'neg', undef, name => '... and it is gone afterwards');
 
-# Expiry changes: shorten (100 -> 1) and lengthen (2 -> never / 100).
+# Expiry changes: shorten (100 -> 1) and lengthen (3 -> never / 100).
+# (An exptime of 3 lives at least 2 s on the server's whole-second clock:
+# the touches below reach the items in time even on a slow machine.)
 my $t0 = time;
 cmd_is($sock, "set short_t 0 100 1\r\na\r\n", "STORED\r\n");
 cmd_is($sock, "set short_g 0 100 1\r\nb\r\n", "STORED\r\n");
-cmd_is($sock, "set long_t 0 2 1\r\nc\r\n", "STORED\r\n");
-cmd_is($sock, "set long_g 0 2 1\r\nd\r\n", "STORED\r\n");
-cmd_is($sock, "set long_gs 0 2 1\r\ne\r\n", "STORED\r\n");
+cmd_is($sock, "set long_t 0 3 1\r\nc\r\n", "STORED\r\n");
+cmd_is($sock, "set long_g 0 3 1\r\nd\r\n", "STORED\r\n");
+cmd_is($sock, "set long_gs 0 3 1\r\ne\r\n", "STORED\r\n");
 cmd_is($sock, "touch short_t 1\r\n", "TOUCHED\r\n");
 cmd_is($sock, "gat 1 short_g\r\n", "VALUE short_g 0 1\r\nb\r\nEND\r\n");
 cmd_is($sock, "touch long_t 0\r\n", "TOUCHED\r\n");
@@ -63,10 +65,10 @@ cmd_is($sock, "gat 0 long_g\r\n", "VALUE long_g 0 1\r\nd\r\nEND\r\n");
 cmd_like($sock, "gats 100 long_gs\r\n", qr/^VALUE long_gs 0 1 \d+\r\n/);
 expect_is($sock, "e\r\nEND\r\n");
 
-ok(wait_until(sub { !%{ mem_get_multi($sock, [qw(short_t short_g)]) } }, 5),
+ok(wait_until(sub { !%{ mem_get_multi($sock, [qw(short_t short_g)]) } }, 5 * timeout_scale()),
    'items touched to 1 s expire');
-# Past the original 2 s expiry (with a second of clock granularity).
-wait_until(sub { time - $t0 > 3.5 }, 10, 0.1);
+# Past the original 3 s expiry (with a second of clock granularity).
+wait_until(sub { time - $t0 > 4.5 }, 10, 0.1);
 my $h = mem_get_multi($sock, [qw(long_t long_g long_gs)]);
 is(join(',', sort keys %$h), 'long_g,long_gs,long_t', 'items touched to a longer expiry outlive the old one');
 
