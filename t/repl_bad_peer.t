@@ -45,7 +45,7 @@ for my $g (@garbage) {
     my ($name, $bytes) = @$g;
     my $c = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$rport") or die "connect: $!";
     send_bytes($c, $bytes);
-    my (undef, $eof) = read_available($c, 3);
+    my (undef, $eof) = read_available($c, 3 * timeout_scale());
     ok($eof, "$name: link closed");
     mem_get_is($s, 'keep', 'keep', name => "$name: node still serves, data intact");
 }
@@ -66,7 +66,7 @@ for my $g (@garbage[0 .. 3]) {
     ok(wait_until(sub { $c = $fake->accept }, $ReplTest::DEADLINE), "$name: node dialed the fake peer");
     next unless $c;
     send_bytes($c, $bytes);
-    my (undef, $eof) = read_available($c, 3);
+    my (undef, $eof) = read_available($c, 3 * timeout_scale());
     ok($eof, "$name: node closed the link to the fake peer");
     cmd_is($ds, "set after 0 0 2\r\nok\r\n", "STORED\r\n", "$name: node still serves");
 }

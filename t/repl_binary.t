@@ -93,10 +93,16 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     bin_ok($from, bin_req('gatk', key => "$p:g", extras => ext_exp(1)), "gatk $p");
     wait_value($to, "$p:g", undef, "gatk $p: expires on the peer");
 
-    # Expiry travels as an absolute time, also for a seeded counter.
-    bin_ok($from, bin_req('incr', key => "$p:ce", extras => ext_incr(1, 4, 2)), "incr seeding with expiry $p");
+    # Expiry travels as an absolute time, also for a seeded counter: read
+    # back on the peer with mg t (a TTL long enough that a slow machine
+    # can't see it expire before the check), and a short one expires on
+    # the peer as well.
+    bin_ok($from, bin_req('incr', key => "$p:ce", extras => ext_incr(1, 4, 300)), "incr seeding with expiry $p");
     wait_value($to, "$p:ce", '4', "seeded counter $p");
-    wait_value($to, "$p:ce", undef, "and it expires on the peer as well");
+    send_bytes($to, "mg $p:ce t\r\n");
+    like(read_line($to), qr/^HD t(29\d|300)\r\n\z/, "seeded counter $p: the peer has the TTL");
+    bin_ok($from, bin_req('incr', key => "$p:ce1", extras => ext_incr(1, 4, 1)), "incr seeding with a short expiry $p");
+    wait_value($to, "$p:ce1", undef, "and it expires on the peer as well");
 }
 
 # A CAS from one node is good on the other.

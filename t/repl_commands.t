@@ -68,10 +68,15 @@ for my $dir (['a', 'b'], ['b', 'a']) {
     read_line($from); read_line($from);
     wait_value($to, "$p:gs", undef, "gats $p: expires on the peer");
 
-    # Expiry travels as an absolute time.
-    cmd_is($from, "set $p:exp 0 4 1\r\ne\r\n", "STORED\r\n");
+    # Expiry travels as an absolute time: read back on the peer with mg t
+    # (a TTL long enough that a slow machine can't see it expire before
+    # the check), and a short one expires on the peer as well.
+    cmd_is($from, "set $p:exp 0 300 1\r\ne\r\n", "STORED\r\n");
     wait_value($to, "$p:exp", 'e', "item with exptime $p");
-    wait_value($to, "$p:exp", undef, "and it expires on the peer as well");
+    send_bytes($to, "mg $p:exp t\r\n");
+    like(read_line($to), qr/^HD t(29\d|300)\r\n\z/, "exptime $p: the peer has the TTL");
+    cmd_is($from, "set $p:exp1 0 1 1\r\ne\r\n", "STORED\r\n");
+    wait_value($to, "$p:exp1", undef, "exptime $p: a short one expires on the peer as well");
 }
 
 # cas across nodes: gets on one node, cas on the other.
@@ -89,7 +94,9 @@ cmd_is($sock{b}, "flush_all\r\n", "OK\r\n");
 wait_value($sock{a}, 'f1', undef, 'flush_all on B empties A');
 cmd_is($sock{a}, "set f2 0 0 1\r\n2\r\n", "STORED\r\n");
 wait_value($sock{b}, 'f2', '2', 'writes after the flush replicate');
-cmd_is($sock{a}, "flush_all 2\r\n", "OK\r\n");
+# (A delayed flush acts one second early, at the clock's step into its
+# last second: a delay of 4 leaves at least 2 s for the first check.)
+cmd_is($sock{a}, "flush_all 4\r\n", "OK\r\n");
 is(kv_on($sock{b}, 'f2'), '2', 'delayed flush: still there on B right away');
 wait_value($sock{b}, 'f2', undef, 'delayed flush_all on A empties B at its time');
 # A delayed flush hides what is written in its last second (memcached's
