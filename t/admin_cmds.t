@@ -29,7 +29,7 @@ cmd_is($sock, "verbosity abc\r\n", "CLIENT_ERROR bad command line format\r\n", '
 # ---- quit ----
 my $q = $srv->new_sock;
 send_bytes($q, "set before_quit 0 0 1\r\nx\r\nquit\r\nset after_quit 0 0 1\r\ny\r\n");
-my ($got, $closed) = read_available($q, 2);
+my ($got, $closed) = read_available($q, 2 * timeout_scale());
 is($got, "STORED\r\n", 'quit answers nothing');
 ok($closed, 'quit closes the connection');
 cmd_is($sock, "get before_quit after_quit\r\n", "VALUE before_quit 0 1\r\nx\r\nEND\r\n",
@@ -45,7 +45,7 @@ for my $how ('shutdown', 'shutdown graceful') {
     my $as = $a->new_sock;
     is(stats($as, 'settings')->{shutdown_command}, 'yes', "-A: shutdown_command yes ($how)");
     send_bytes($as, "$how\r\n");
-    my ($out, $eof) = read_available($as, 5);
+    my ($out, $eof) = read_available($as, 5 * timeout_scale());
     ok($eof, "$how closes the connection");
     my $status = $a->wait_exit(10);
     ok(defined $status, "$how stops the server");
@@ -99,8 +99,10 @@ cmd_is($sock, "lru_crawler sleep 2000000\r\n", "CLIENT_ERROR sleep must be one s
 cmd_is($sock, "lru_crawler tocrawl 0\r\n", "OK\r\n", 'lru_crawler tocrawl');
 cmd_is($sock, "lru_crawler tocrawl x\r\n", "CLIENT_ERROR bad command line format\r\n", 'tocrawl with a word');
 
-# A crawl reclaims expired items nobody asks for.
-cmd_is($sock, join('', map { "set exp$_ 0 1 1\r\nx\r\n" } 1 .. 50), "STORED\r\n" x 50);
+# A crawl reclaims expired items nobody asks for.  (Expiry 3: the items
+# live at least 2 s on the whole-second clock, so the crawler that also
+# runs by itself cannot have taken them before they are counted.)
+cmd_is($sock, join('', map { "set exp$_ 0 3 1\r\nx\r\n" } 1 .. 50), "STORED\r\n" x 50);
 my $items = stats($sock)->{curr_items};
 cmp_ok($items, '>=', 50, 'short-lived items stored');
 ok(wait_until(sub {
@@ -108,7 +110,7 @@ ok(wait_until(sub {
     my $l = read_line($sock) // '';
     return 0 unless $l eq "OK\r\n" || $l =~ /^BUSY /;
     return stats($sock)->{curr_items} <= $items - 50;
-}, 10, 0.5), 'lru_crawler crawl all reclaims expired items');
+}, 10 * timeout_scale(), 0.5), 'lru_crawler crawl all reclaims expired items');
 cmp_ok(stats($sock)->{crawler_reclaimed}, '>=', 50, 'crawler_reclaimed counts them');
 
 # metadump: one line per item (key, exp, la, cas, fetch ...), then END.

@@ -101,7 +101,7 @@ for my $key ("a\x01b", "tab\tkey", "del\x7f") {
 # connection without an answer.
 my $long = $srv->new_sock;
 send_bytes($long, 'x' x 4096);
-my ($got, $closed) = read_available($long, 3);
+my ($got, $closed) = read_available($long, 3 * timeout_scale());
 is($got, '', 'no answer to a 4 KB line without a newline');
 ok($closed, 'the connection is closed');
 

@@ -169,7 +169,7 @@ bin_is($m, bin_req('noop'), res_pkt('noop', 'ok'), 'the connection goes on');
 my $bin = start_server('-B binary');
 my $x = $bin->new_sock;
 send_bytes($x, "get a_key_long_enough_for_a_header\r\n");
-my ($got, $eof) = read_available($x, 1);
+my ($got, $eof) = read_available($x, 2 * timeout_scale());
 ok($eof && $got eq '', '-B binary: a text command closes the connection unanswered');
 bin_is($bin->new_sock, bin_req('version'), res_pkt('version', 'ok', value => expected_version()), '-B binary: binary works');
 
@@ -186,7 +186,7 @@ bin_is($b1, bin_req('get', key => 'auto'), res_pkt('get', 'ok', extras => pack('
        'auto: a binary connection beside it');
 cmd_is($t1, "get auto\r\n", "VALUE auto 0 1\r\na\r\nEND\r\n", 'the text one stays text');
 send_bytes($b1, "get a_key_long_enough_for_a_header\r\n");
-($got, $eof) = read_available($b1, 1);
+($got, $eof) = read_available($b1, 2 * timeout_scale());
 ok($eof && $got eq '', 'and the binary one stays binary: text on it closes it');
 
 # ---- UDP ----

@@ -36,7 +36,7 @@ my $accepted = @open + 1;    # with $admin
 cmp_ok($accepted, '>=', $limit - 30, "$accepted connections were accepted first");
 cmp_ok($accepted, '<=', $limit, 'no more than -c');
 is($refused->[1], $TOO_MANY, 'the refused connection is told why');
-my (undef, $eof) = read_available($refused->[2], 3);
+my (undef, $eof) = read_available($refused->[2], 3 * timeout_scale());
 ok($eof, 'and then closed');
 
 # The connections already open are unaffected.
@@ -54,11 +54,12 @@ ok(wait_until(sub {
     my $l = read_line($s) // '';
     push @open, $s if $l eq $VERSION;
     return $l eq $VERSION;
-}, 5, 0.1), 'after one closes, a new connection is accepted');
+}, 5 * timeout_scale(), 0.1), 'after one closes, a new connection is accepted');
 
 # Everything closes: all connections are released.
 close $_ for @open;
-ok(wait_until(sub { stats($admin)->{curr_connections} <= 2 }, 5), 'closed connections are released');
+ok(wait_until(sub { stats($admin)->{curr_connections} <= 2 }, 5 * timeout_scale()),
+   'closed connections are released');
 
 # Default limit: 200 concurrent connections all work, interleaved.
 my $big = start_server();

@@ -24,7 +24,14 @@ for my $n (@sizes) {
     $ans .= "VALUE k$n 7 $n \\d+\r\n$v\r\nEND\r\n";
 }
 send_bytes($sock, $req);
-my $got = read_bytes($sock, length($ans) + 200);
+# As many lines as the answer has (the CAS uniques make its length
+# unknown), then whatever else arrives: nothing, if all is well.
+my $got = '';
+for (1 .. ($ans =~ tr/\n//)) {
+    my $line = read_line($sock);
+    last unless defined $line;
+    $got .= $line;
+}
 $got .= read_available($sock) // '';
 like($got, qr/\A$ans\z/, 'values around the copy threshold answered whole');
 my $multi = join ' ', map {"k$_"} @sizes;
