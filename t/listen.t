@@ -23,7 +23,7 @@ sub udp_talk {
     my ($host, $port) = @_;
     my $u = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => 'udp') or return '<no socket>';
     udp_request($u, 42, "version\r\n");
-    return udp_response($u, 42, 1) // '<no answer>';
+    return udp_response($u, 42) // '<no answer>';
 }
 
 # IPv4 loopback only.

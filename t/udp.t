@@ -8,6 +8,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use IO::Select;
 use Test::More;
+use Time::HiRes qw(time);
 use MemcachedTest;
 
 my $srv  = start_server(udp => 1);
@@ -18,16 +19,36 @@ my $VERSION = "VERSION " . expected_version() . "\r\n";
 is(stats($tcp, 'settings')->{udpport}, $srv->udp_port, 'stats settings: udpport');
 
 # All datagrams answering $reqid, raw: wait up to $first seconds for the
-# first, then until none arrives for 0.3 s.
+# first; then, if $complete is given, for as long as it says (given the
+# datagrams so far) that the answer is not whole yet, up to the read
+# timeout (a loaded server may pause between two datagrams); then until
+# none arrives for 0.3 s.
 sub datagrams {
-    my ($reqid, $first) = @_;
+    my ($reqid, $first, $complete) = @_;
+    $first //= 2;
     my $sel = IO::Select->new($udp);
+    my $deadline = time + $first + $MemcachedTest::TIMEOUT;
     my @d;
-    while ($sel->can_read(@d ? 0.3 : $first // 2)) {
+    while (1) {
+        my $wait = !@d ? $first
+                 : $complete && !$complete->(@d) ? $deadline - time
+                 : 0.3;
+        last if $wait <= 0 || !$sel->can_read($wait);
         defined recv($udp, my $dgram, 65536, 0) or last;
         push @d, $dgram if length $dgram >= 8 && unpack('n', $dgram) == $reqid;
     }
     return @d;
+}
+
+# Has an answer to a get come whole: every datagram of the VALUE message
+# (by its count) and the END, in that message or in its own?
+sub get_complete {
+    my @parts = grep { substr($_, 8) ne "END\r\n" } @_;
+    my $ended = grep { substr($_, 8) eq "END\r\n" } @_;
+    return 0 unless @parts;
+    my %seq = map { ((unpack('nnn', $_))[1] => $_) } @parts;
+    return 0 unless keys %seq == (unpack('nnn', $parts[0]))[2];
+    return $ended || join('', map { substr($seq{$_}, 8) } sort { $a <=> $b } keys %seq) =~ /END\r\n\z/;
 }
 
 # One request, one answer: header fields are echoed and set.
@@ -66,7 +87,7 @@ for my $len (1000, 5000, 30_000, 100_000) {
     cmd_is($tcp, "set big 0 0 $len\r\n$v\r\n", "STORED\r\n");
     my $reqid = 100 + $len % 60000;
     udp_request($udp, $reqid, "get big\r\n");
-    my @parts = grep { substr($_, 8) ne "END\r\n" } datagrams($reqid, 1);
+    my @parts = grep { substr($_, 8) ne "END\r\n" } datagrams($reqid, 2 * timeout_scale(), \&get_complete);
     my @hdr = map { [unpack('nnnn', $_)] } @parts;
     my $n = @parts;
     my $want = "VALUE big 0 $len\r\n$v\r\n";
