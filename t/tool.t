@@ -94,7 +94,7 @@ sub complete_dump {
     wait_until(sub {
         $out = (tool_stdout(@args))[1];
         return !grep { index($out, $_) < 0 } 'binary', keys %items;
-    }, 5, 0.2);
+    }, 5 * timeout_scale(), 0.2);
     return $out;
 }
 
@@ -157,7 +157,7 @@ SKIP: {
 
     $peer->signal('KILL');
     $peer->wait_exit(10);
-    ok(wait_until(sub { (tool($addr, 'repl'))[0] == 2 }, 10, 0.1),
+    ok(wait_until(sub { (tool($addr, 'repl'))[0] == 2 }, $ReplTest::DEADLINE, 0.1),
        'repl: exit 2 once the peer is gone');
     like((tool($addr, 'repl'))[1], qr/^REPL CRITICAL - .*link to \S+ is (?:down|connecting)/,
          'repl: says the link is down');
