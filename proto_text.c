@@ -66,7 +66,50 @@
 
 /* ---- Tokens and numbers ---- */
 
-bool proto_next_token(char **p, char *end, struct proto_token *t)
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_20 0x2020202020202020ULL
+#define BYTES_80 0x8080808080808080ULL
+
+/* The index of the first ' ' among the 8 bytes at s, or 8.  In the word
+ * x = bytes ^ "        " a space is a zero byte; (x - 0x01..) & ~x & 0x80..
+ * flags it, and can only flag wrongly a byte above a true zero, so the
+ * lowest flag is the first space (bytes are loaded little-endian). */
+static inline unsigned space_in_word(const char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    uint64_t x = w ^ BYTES_20;
+    uint64_t m = (x - BYTES_01) & ~x & BYTES_80;
+    return m ? (unsigned)__builtin_ctzll(m) / 8 : 8;
+}
+
+/* The first ' ' of [s, end), or end.  Keys are walked by the prefetch scan
+ * and again when they run, so this looks at 8 bytes at a time, never
+ * reading outside [s, end): the last partial word is read as the 8 bytes
+ * ending at end (those overlapping what was already checked hold no
+ * space). */
+static inline char *find_space(char *s, char *end)
+{
+    if (end - s < 8) {
+        while (s < end && *s != ' ')
+            s++;
+        return s;
+    }
+    for (; end - s >= 8; s += 8) {
+        unsigned i = space_in_word(s);
+        if (i < 8)
+            return s + i;
+    }
+    if (s == end)
+        return end;
+    return end - 8 + space_in_word(end - 8);
+}
+
+/* proto_next_token's body, inlined into this file's scans. */
+static inline bool next_token(char **p, char *end, struct proto_token *t)
 {
     char *s = *p;
     while (s < end && *s == ' ')
@@ -75,12 +118,16 @@ bool proto_next_token(char **p, char *end, struct proto_token *t)
         *p = s;
         return false;
     }
+    char *e = find_space(s, end);
     t->s = s;
-    while (s < end && *s != ' ')
-        s++;
-    t->len = (size_t)(s - t->s);
-    *p = s;
+    t->len = (size_t)(e - s);
+    *p = e;
     return true;
+}
+
+bool proto_next_token(char **p, char *end, struct proto_token *t)
+{
+    return next_token(p, end, t);
 }
 
 /* Split [p, end) into at most max tokens (the rest of a longer line is
@@ -88,15 +135,25 @@ bool proto_next_token(char **p, char *end, struct proto_token *t)
 static int tokenize(char *p, char *end, struct proto_token *tok, int max)
 {
     int n = 0;
-    while (n < max && proto_next_token(&p, end, &tok[n]))
+    while (n < max && next_token(&p, end, &tok[n]))
         n++;
     return n;
 }
 
-static bool tok_is(const struct proto_token *t, const char *word)
+/* a and b hold the same n bytes.  For command words and the like (a few
+ * bytes): a loop costs less than a memcmp call. */
+static inline bool bytes_eq(const char *a, const char *b, size_t n)
+{
+    size_t k = 0;
+    while (k < n && a[k] == b[k])
+        k++;
+    return k == n;
+}
+
+static inline bool tok_is(const struct proto_token *t, const char *word)
 {
     size_t len = strlen(word);
-    return t->len == len && memcmp(t->s, word, len) == 0;
+    return t->len == len && bytes_eq(t->s, word, len);
 }
 
 /* Terminate the token in place for the APIs that take a C string.  Safe:
@@ -174,17 +231,43 @@ static bool tok_i32(const struct proto_token *t, int32_t *out)
     return true;
 }
 
+/* "00" "01" ... "99": two digits per division when formatting. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Every VALUE line formats two numbers (flags, often 0, and the length):
+ * count the digits first, then write them from the end, two at a time. */
+static inline char *fmt_u64(char *p, uint64_t v)
+{
+    if (v < 10) {
+        *p = (char)('0' + v);
+        return p + 1;
+    }
+    unsigned n = 2;
+    for (uint64_t lim = 100; n < 20 && v >= lim; lim *= 10)
+        n++;
+    char *q = p + n;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        q[0] = digit_pairs[2 * r];
+        q[1] = digit_pairs[2 * r + 1];
+    }
+    if (v >= 10) {
+        q[-2] = digit_pairs[2 * v];
+        q[-1] = digit_pairs[2 * v + 1];
+    } else {
+        q[-1] = (char)('0' + v);
+    }
+    return p + n;
+}
+
 char *proto_fmt_u64(char *p, uint64_t v)
 {
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
+    return fmt_u64(p, v);
 }
 
 /* ---- Answers ---- */
@@ -214,7 +297,7 @@ static enum proto_next reply(struct conn *c, const char *s)
 static enum proto_next reply_u64(struct conn *c, uint64_t v)
 {
     char line[24];
-    *proto_fmt_u64(line, v) = '\0';
+    *fmt_u64(line, v) = '\0';
     return reply(c, line);
 }
 
@@ -228,14 +311,18 @@ static enum proto_next reply_u64(struct conn *c, uint64_t v)
 
 /* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, copied
  * (small) or sent from item memory; consumes the caller's reference on
- * it. */
-static void out_value(struct conn *c, item *it, bool with_cas)
+ * it.  When last (the retrieval's last key) and the value is copied, the
+ * "END\r\n" follows in the same stretch of output, and true is returned:
+ * the common single-key get then queues its whole answer at once. */
+static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
 {
     bool copy = it->nbytes <= VALUE_COPY_MAX;
-    char *start = conn_out_reserve(c, VALUE_LINE_MAX + (copy ? it->nbytes : 0));
+    bool end = last && copy;
+    char *start = conn_out_reserve(c, VALUE_LINE_MAX +
+                                          (copy ? it->nbytes : 0) + (end ? 5 : 0));
     if (!start) {
         item_release(it);
-        return;
+        return false;
     }
     char *p = start;
     memcpy(p, "VALUE ", 6);
@@ -243,18 +330,22 @@ static void out_value(struct conn *c, item *it, bool with_cas)
     memcpy(p, ITEM_key(it), it->nkey);
     p += it->nkey;
     *p++ = ' ';
-    p = proto_fmt_u64(p, it->client_flags);
+    p = fmt_u64(p, it->client_flags);
     *p++ = ' ';
-    p = proto_fmt_u64(p, it->nbytes - 2);
+    p = fmt_u64(p, it->nbytes - 2);
     if (with_cas) {
         *p++ = ' ';
-        p = proto_fmt_u64(p, it->cas);
+        p = fmt_u64(p, it->cas);
     }
     *p++ = '\r';
     *p++ = '\n';
     if (copy) {
         memcpy(p, ITEM_data(it), it->nbytes);
         p += it->nbytes;
+    }
+    if (end) {
+        memcpy(p, "END\r\n", 5);
+        p += 5;
     }
     conn_out_commit(c, (size_t)(p - start));
     if (settings.verbose >= 2)
@@ -263,6 +354,7 @@ static void out_value(struct conn *c, item *it, bool with_cas)
         item_release(it);
     else
         conn_out_item(c, it);
+    return end;
 }
 
 /* "STAT <name> <value>\r\n": the add_stat_fn of every report.  Pieces
@@ -281,7 +373,13 @@ static void add_stat(const char *name, size_t nlen, const char *val,
 /* The last line of retrievals and reports. */
 static enum proto_next out_end(struct conn *c)
 {
-    conn_out(c, "END\r\n", 5);
+    /* Reserved and copied here (a constant-size copy) rather than through
+     * conn_out: every get ends with it. */
+    char *p = conn_out_reserve(c, 5);
+    if (p) {
+        memcpy(p, "END\r\n", 5);
+        conn_out_commit(c, 5);
+    }
     return PROTO_NEXT_CMD;
 }
 
@@ -359,10 +457,10 @@ static void prefetch_ahead(struct conn *c)
         char *next = nl + 1;
         struct proto_token t[5];
         char *q = p;
-        if (!proto_next_token(&q, line_end, &t[0]))
+        if (!next_token(&q, line_end, &t[0]))
             break;
         if (tok_is(&t[0], "get") || tok_is(&t[0], "gets")) {
-            while (n < PREFETCH_KEYS && proto_next_token(&q, line_end, &t[1])) {
+            while (n < PREFETCH_KEYS && next_token(&q, line_end, &t[1])) {
                 hv[n] = hash_key(t[1].s, t[1].len);
                 assoc_prefetch_bucket(hv[n++]);
             }
@@ -392,10 +490,28 @@ static bool keys_valid(char *p, char *end)
     if (end - p <= KEY_MAX_LENGTH)
         return true;
     struct proto_token t;
-    while (proto_next_token(&p, end, &t))
+    while (next_token(&p, end, &t))
         if (t.len > KEY_MAX_LENGTH)
             return false;
     return true;
+}
+
+/* [p, end) holds no token. */
+static inline bool only_spaces(const char *p, const char *end)
+{
+    while (p < end && *p == ' ')
+        p++;
+    return p == end;
+}
+
+/* Every key of the retrieval is answered; its "END" still to be queued
+ * unless out_value() already did. */
+static enum proto_next get_done(struct conn *c, bool queue_end)
+{
+    c->text.keys = c->text.keys_end = NULL;
+    if (settings.verbose >= 2)
+        mc_logf(">%d END", c->fd);
+    return queue_end ? out_end(c) : PROTO_NEXT_CMD;
 }
 
 /* Answer keys from the saved position until done or the output is full. */
@@ -405,20 +521,17 @@ static enum proto_next get_continue(struct conn *c)
     bool with_cas = st->get_flags & TEXT_GET_CAS;
     bool touch = st->get_flags & TEXT_GET_TOUCH;
     struct proto_token key;
-    while (proto_next_token(&st->keys, st->keys_end, &key)) {
+    while (next_token(&st->keys, st->keys_end, &key)) {
         item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
                          : storage_get(key.s, key.len, c->ts);
         if (settings.detail_enabled)
             stats_prefix_record_get(key.s, key.len, it != NULL);
-        if (it)
-            out_value(c, it, with_cas);
+        if (it && out_value(c, it, with_cas, only_spaces(st->keys, st->keys_end)))
+            return get_done(c, false);
         if (conn_out_full(c))
             return PROTO_SUSPEND;
     }
-    st->keys = st->keys_end = NULL;
-    if (settings.verbose >= 2)
-        mc_logf(">%d END", c->fd);
-    return out_end(c);
+    return get_done(c, true);
 }
 
 /* get|gets <key>*, gat|gats <exptime> <key>*: the rest of the line is
@@ -430,14 +543,15 @@ static enum proto_next cmd_get(struct conn *c, char *p, char *end, int flags)
     char *keys = p;
     if (flags & TEXT_GET_TOUCH) {
         int64_t e;
-        if (!proto_next_token(&keys, end, &t))
+        if (!next_token(&keys, end, &t))
             return reply(c, "ERROR");
         if (!tok_i64(&t, &e))
             return reply(c, "CLIENT_ERROR invalid exptime argument");
         exptime = realtime(e);
     } else {
-        char *probe = p;
-        if (!proto_next_token(&probe, end, &t))
+        while (keys < end && *keys == ' ')
+            keys++;
+        if (keys == end)
             return reply(c, "ERROR");
     }
     if (!keys_valid(keys, end))
@@ -906,7 +1020,7 @@ static const struct text_command commands[] = {
 static const struct text_command *lookup(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].len == len && memcmp(commands[i].name, name, len) == 0)
+        if (commands[i].len == len && bytes_eq(commands[i].name, name, len))
             return &commands[i];
     return NULL;
 }
@@ -918,7 +1032,7 @@ static enum proto_next execute(struct conn *c, char *line, size_t len)
     char *rest = line;
     struct proto_token tok[MAX_TOKENS];
     c->text.noreply = false;
-    if (!proto_next_token(&rest, end, &tok[0]))
+    if (!next_token(&rest, end, &tok[0]))
         return reply(c, "ERROR");
     const struct text_command *cmd = lookup(tok[0].s, tok[0].len);
     if (!cmd)
