@@ -233,6 +233,7 @@ static void conn_release_rbuf(struct conn *c)
         free(c->rbuf);
     else
         rbuf_put(c->thread, c->rbuf);
+    c->rgen++;
     c->rbuf = c->rcurr = NULL;
     c->rsize = 0;
     c->rbuf_own = false;
@@ -552,6 +553,7 @@ static void udp_read(struct conn *c)
 {
     for (;;) {
         c->peer_len = sizeof(c->peer);
+        c->rgen++;
         ssize_t n = recvfrom(c->fd, c->rbuf, c->rsize, 0, &c->peer.sa, &c->peer_len);
         if (n < 0) {
             if (errno == EINTR)
@@ -688,6 +690,7 @@ static bool conn_next_command(struct conn *c)
  * malloc'd buffer.  False when the line is too long or memory is out. */
 static bool conn_make_room(struct conn *c)
 {
+    c->rgen++;
     if (!c->rbuf) {
         c->rbuf = c->rcurr = rbuf_get(c->thread);
         if (!c->rbuf)
@@ -729,6 +732,7 @@ static bool conn_make_room(struct conn *c)
  * on an error.  EINTR returns 0 leaving the state as it was, to retry. */
 static size_t conn_read_some(struct conn *c, char *dst, size_t len)
 {
+    c->rgen++;
     ssize_t n = read(c->fd, dst, len);
     if (n > 0) {
         STATS_ADD(c->ts, bytes_read, (uint64_t)n);

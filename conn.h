@@ -100,6 +100,12 @@ struct conn {
     uint32_t rbytes;
     bool rbuf_own;                  /* malloc'd (long line / UDP), not pooled */
     bool read_filled;               /* the last read filled the buffer */
+    /* Changes (wrapping) whenever bytes of the input buffer may have been
+     * overwritten or moved: before every read or receive into it and on
+     * every compaction or buffer switch.  A protocol that remembers
+     * something about a byte range (proto_text's prefetched key hashes)
+     * trusts it only while rgen is unchanged. */
+    uint32_t rgen;
 
     /* conn_nread: the value's remaining destination; conn_swallow: bytes
      * still to discard. */

@@ -418,7 +418,7 @@ static void set_noreply(struct conn *c, const struct proto_token *tok, int ntok)
 /* Keys hashed per pass: enough requests of a pipelined batch to overlap
  * their cache misses, few enough that what is loaded stays cached until
  * the requests run. */
-#define PREFETCH_KEYS 16
+#define PREFETCH_KEYS PROTO_TEXT_PREFETCH_KEYS
 
 /* The commands whose line is followed by a value block. */
 static bool is_store_command(const struct proto_token *t)
@@ -434,6 +434,52 @@ static bool is_store_command(const struct proto_token *t)
 static void forget_prefetch(struct conn *c)
 {
     c->text.prefetched = NULL;
+    c->text.nhashed = 0;
+}
+
+/* hash_key() of the key [key, key + len) of the command running now,
+ * computed, after passing over the scan's hashes of keys before it (the
+ * scan's keys are in input order and commands run in that order). */
+static uint32_t key_hash_slow(struct conn *c, const char *key, size_t len)
+{
+    struct proto_text_state *st = &c->text;
+    while (st->hashed_rgen == c->rgen && st->hashed_next < st->nhashed) {
+        unsigned i = st->hashed_next;
+        if ((uintptr_t)st->hashed_key[i] > (uintptr_t)key)
+            break;
+        st->hashed_next++;
+        if (st->hashed_key[i] == key && st->hashed_len[i] == len)
+            return st->hashed_hv[i];
+    }
+    return hash_key(key, len);
+}
+
+/* hash_key() of the key [key, key + len) of the command running now: the
+ * prefetch scan's hash when it hashed this very key (same address and
+ * length, and the connection's rgen says the input has not been
+ * overwritten or moved since, so the bytes are the ones it hashed).  The
+ * next unused hash is nearly always the one. */
+static inline uint32_t key_hash(struct conn *c, const char *key, size_t len)
+{
+    struct proto_text_state *st = &c->text;
+    unsigned i = st->hashed_next;
+    if (i < st->nhashed && st->hashed_key[i] == key && st->hashed_len[i] == len &&
+        st->hashed_rgen == c->rgen) {
+        st->hashed_next = (uint8_t)(i + 1);
+        return st->hashed_hv[i];
+    }
+    return key_hash_slow(c, key, len);
+}
+
+/* Hash key as the n-th key of the scan (kept for key_hash()) and start
+ * loading its bucket. */
+static inline void hash_ahead(struct proto_text_state *st, unsigned n,
+                              const struct proto_token *key)
+{
+    st->hashed_key[n] = key->s;
+    st->hashed_len[n] = (uint32_t)key->len;
+    st->hashed_hv[n] = hash_key(key->s, key->len);
+    assoc_prefetch_bucket(st->hashed_hv[n]);
 }
 
 /* Scan the complete commands buffered from rcurr on and ask the hash table
@@ -446,9 +492,11 @@ static void forget_prefetch(struct conn *c)
  * runs, and at worst costs a useless prefetch. */
 static void prefetch_ahead(struct conn *c)
 {
-    uint32_t hv[PREFETCH_KEYS];
+    struct proto_text_state *st = &c->text;
     unsigned n = 0;
     char *p = c->rcurr, *end = c->rcurr + c->rbytes;
+    st->hashed_next = 0;
+    st->hashed_rgen = c->rgen;
     while (n < PREFETCH_KEYS) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
@@ -461,13 +509,11 @@ static void prefetch_ahead(struct conn *c)
             break;
         if (tok_is(&t[0], "get") || tok_is(&t[0], "gets")) {
             while (n < PREFETCH_KEYS && next_token(&q, line_end, &t[1])) {
-                hv[n] = hash_key(t[1].s, t[1].len);
-                assoc_prefetch_bucket(hv[n++]);
+                hash_ahead(st, n++, &t[1]);
             }
         } else if (is_store_command(&t[0]) && tokenize(q, line_end, t + 1, 4) == 4) {
             int64_t vlen;
-            hv[n] = hash_key(t[1].s, t[1].len);
-            assoc_prefetch_bucket(hv[n++]);
+            hash_ahead(st, n++, &t[1]);
             if (!tok_i64(&t[4], &vlen) || vlen < 0 || vlen > end - next - 2)
                 break;
             next += vlen + 2;
@@ -476,9 +522,10 @@ static void prefetch_ahead(struct conn *c)
         }
         p = next;
     }
-    c->text.prefetched = p;
+    st->prefetched = p;
+    st->nhashed = (uint8_t)n;
     if (n > 1)
-        assoc_prefetch_items(hv, n);
+        assoc_prefetch_items(st->hashed_hv, n);
 }
 
 /* ---- Retrieval: get, gets, gat, gats ---- */
@@ -523,7 +570,8 @@ static enum proto_next get_continue(struct conn *c)
     struct proto_token key;
     while (next_token(&st->keys, st->keys_end, &key)) {
         item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
-                         : storage_get(key.s, key.len, c->ts);
+                         : storage_get_hv(key.s, key.len,
+                                          key_hash(c, key.s, key.len), c->ts);
         if (settings.detail_enabled)
             stats_prefix_record_get(key.s, key.len, it != NULL);
         if (it && out_value(c, it, with_cas, only_spaces(st->keys, st->keys_end)))
@@ -597,6 +645,7 @@ static enum proto_next cmd_store(struct conn *c, struct proto_token *t, int ntok
         return conn_swallow_value(c, (size_t)vlen + 2);
     }
     c->text.it = it;
+    c->text.it_hv = key_hash(c, key, nkey);
     c->text.op = (enum store_op)op;
     c->text.cas_in = cas;
     return conn_expect_value(c, ITEM_data(it), (size_t)vlen + 2);
@@ -616,7 +665,7 @@ enum proto_next proto_text_value_read(struct conn *c)
         return reply(c, "CLIENT_ERROR bad data chunk");
     }
     struct store_req req = {.op = c->text.op, .cas_in = c->text.cas_in};
-    enum store_result r = storage_store(it, &req, NULL, c->ts);
+    enum store_result r = storage_store_hv(it, &req, c->text.it_hv, NULL, c->ts);
     item_release(it);
     switch (r) {
     case STORE_STORED:

@@ -47,10 +47,15 @@ struct proto_meta_pending {
     char opaque[32];        /* O's token */
 };
 
+/* Keys hashed ahead by the prefetch scan of a pipelined batch, at most. */
+#define PROTO_TEXT_PREFETCH_KEYS 16
+
 /* Per-connection text protocol state that outlives one event. */
 struct proto_text_state {
-    /* A storage command waiting for its value: the item being filled. */
+    /* A storage command waiting for its value: the item being filled, and
+     * the hash of its key. */
     item *it;
+    uint32_t it_hv;
     enum store_op op;
     uint64_t cas_in;
     /* A retrieval command paused by PROTO_SUSPEND: the keys not answered
@@ -65,6 +70,16 @@ struct proto_text_state {
     /* End of the input already scanned by the prefetch pass (proto_text.c):
      * a hint only, compared with rcurr but never read through. */
     const char *prefetched;
+    /* The keys that pass hashed, in input order: where each is in the read
+     * buffer, its length and its hash_key(); entries hashed_next..nhashed
+     * are not used yet.  Valid only while the connection's rgen is still
+     * hashed_rgen (the bytes have not moved or changed since). */
+    const char *hashed_key[PROTO_TEXT_PREFETCH_KEYS];
+    uint32_t hashed_len[PROTO_TEXT_PREFETCH_KEYS];
+    uint32_t hashed_hv[PROTO_TEXT_PREFETCH_KEYS];
+    uint8_t nhashed;
+    uint8_t hashed_next;
+    uint32_t hashed_rgen;
 };
 
 /* A space-separated token of a command line, inside the read buffer. */

@@ -219,11 +219,12 @@ static enum store_result store_checked(item *it, item *old, uint32_t hv,
     return STORE_STORED;
 }
 
-enum store_result storage_store_ex(item *it, const struct store_req *req,
-                                   item **stored_out, struct thread_stats *ts)
+/* storage_store_ex with hv = hash_key() of it's key. */
+static enum store_result store_hashed(item *it, const struct store_req *req,
+                                      uint32_t hv, item **stored_out,
+                                      struct thread_stats *ts)
 {
     const char *key = ITEM_key(it);
-    uint32_t hv = hash_key(key, it->nkey);
     enum store_result r;
     item *now = it; /* the key's state after a successful store */
     bool cas_mode = req->op == STORE_OP_CAS ||
@@ -303,17 +304,30 @@ enum store_result storage_store_ex(item *it, const struct store_req *req,
     return r;
 }
 
-enum store_result storage_store(item *it, const struct store_req *req,
-                                uint64_t *cas_out, struct thread_stats *ts)
+enum store_result storage_store_ex(item *it, const struct store_req *req,
+                                   item **stored_out, struct thread_stats *ts)
+{
+    return store_hashed(it, req, hash_key(ITEM_key(it), it->nkey), stored_out, ts);
+}
+
+enum store_result storage_store_hv(item *it, const struct store_req *req,
+                                   uint32_t hv, uint64_t *cas_out,
+                                   struct thread_stats *ts)
 {
     item *stored;
-    enum store_result r = storage_store_ex(it, req, &stored, ts);
+    enum store_result r = store_hashed(it, req, hv, &stored, ts);
     if (stored != NULL) {
         if (cas_out != NULL)
             *cas_out = stored->cas;
         item_release(stored);
     }
     return r;
+}
+
+enum store_result storage_store(item *it, const struct store_req *req,
+                                uint64_t *cas_out, struct thread_stats *ts)
+{
+    return storage_store_hv(it, req, hash_key(ITEM_key(it), it->nkey), cas_out, ts);
 }
 
 /* ---- Reading ---- */
@@ -338,7 +352,12 @@ static void count_read(struct thread_stats *ts, const item *it,
 
 item *storage_get(const char *key, size_t nkey, struct thread_stats *ts)
 {
-    uint32_t hv = hash_key(key, nkey);
+    return storage_get_hv(key, nkey, hash_key(key, nkey), ts);
+}
+
+item *storage_get_hv(const char *key, size_t nkey, uint32_t hv,
+                     struct thread_stats *ts)
+{
     enum item_state st;
     item_lock(hv);
     item *it = item_lookup(key, nkey, hv, &st);

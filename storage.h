@@ -85,6 +85,12 @@ struct store_req {
 enum store_result storage_store(item *it, const struct store_req *req,
                                 uint64_t *cas_out, struct thread_stats *ts);
 
+/* storage_store for a caller that already has hv = hash_key() of it's
+ * key (the text protocol hashes the keys of a pipelined batch ahead). */
+enum store_result storage_store_hv(item *it, const struct store_req *req,
+                                   uint32_t hv, uint64_t *cas_out,
+                                   struct thread_stats *ts);
+
 /* storage_store, handing back the key's new item (it, or for append/
  * prepend the combined one) with a reference the caller drops, NULL
  * unless STORE_STORED: meta "ms" reports its size. */
@@ -98,6 +104,10 @@ enum store_result storage_store_ex(item *it, const struct store_req *req,
  * fetched and refreshes its LRU position at most every
  * ITEM_UPDATE_INTERVAL seconds. */
 item *storage_get(const char *key, size_t nkey, struct thread_stats *ts);
+
+/* storage_get with hv = hash_key(key, nkey) already computed. */
+item *storage_get_hv(const char *key, size_t nkey, uint32_t hv,
+                     struct thread_stats *ts);
 
 /* touch / gat: like storage_get, and give the item a new expiry.  This is
  * a mutation (new version, replicated) but the CAS stays as it was, as in
