@@ -44,10 +44,14 @@
  * empty one large item may exceed the memory limit (see slabs.c).
  *
  * Locking.
- *   - item locks: 2^min(hashpower_init, 12) mutexes, item_lock(hv) =
+ *   - item locks: 2^min(hashpower_init, 12) spinlocks, item_lock(hv) =
  *     locks[hv & mask].  Held for every lookup and change of a key's hash
  *     chain and item fields.  item_lock_all() takes them all in index order
- *     (only the hash expansion does, holding no other item lock).
+ *     (only the hash expansion does, holding no other item lock).  Spin,
+ *     not mutex: they are held for a lookup or a relink, and a mutex's
+ *     lock/unlock pair cost several times the instructions of a lookup
+ *     itself; a waiter that spins too long yields its CPU (the holder
+ *     may have been preempted, or be allocating a slab page).
  *   - LRU lock, one per class: the list links, the counters, and the
  *     ITEM_LINKED bit (so an LRU walker holding it sees a stable LINKED
  *     state and, for linked items, a stable key).
@@ -61,6 +65,7 @@
 #include "items.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +104,7 @@ struct lru {
 
 static struct lru lrus[MAX_SLAB_CLASSES];
 
-static pthread_mutex_t *item_locks;
+static uint32_t *item_locks;        /* atomic: 1 while held */
 static uint32_t item_lock_count;
 static uint32_t item_lock_mask;
 
@@ -120,11 +125,9 @@ bool items_init(unsigned hashpower)
                                                      : ITEM_LOCK_POWER_MAX;
     item_lock_count = 1u << power;
     item_lock_mask = item_lock_count - 1;
-    item_locks = calloc(item_lock_count, sizeof(pthread_mutex_t));
+    item_locks = calloc(item_lock_count, sizeof(*item_locks));
     if (item_locks == NULL)
         return false;
-    for (uint32_t i = 0; i < item_lock_count; i++)
-        pthread_mutex_init(&item_locks[i], NULL);
     for (unsigned i = 0; i < MAX_SLAB_CLASSES; i++) {
         memset(&lrus[i], 0, sizeof(lrus[i]));
         pthread_mutex_init(&lrus[i].lock, NULL);
@@ -139,31 +142,60 @@ bool items_init(unsigned hashpower)
     return true;
 }
 
+/* Tries of a busy item lock between two sched_yield() calls. */
+#define ITEM_LOCK_SPINS 256
+
+/* Take the spinlock l: test and set, and while it is held, wait reading
+ * it (no cache line ping-pong), politely, yielding now and then. */
+static void spin_lock(uint32_t *l)
+{
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0) {
+        unsigned spins = 0;
+        while (__atomic_load_n(l, __ATOMIC_RELAXED) != 0) {
+            if (++spins < ITEM_LOCK_SPINS) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            } else {
+                sched_yield();
+                spins = 0;
+            }
+        }
+    }
+}
+
+static void spin_unlock(uint32_t *l)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
 void item_lock(uint32_t hv)
 {
-    pthread_mutex_lock(&item_locks[hv & item_lock_mask]);
+    spin_lock(&item_locks[hv & item_lock_mask]);
 }
 
 void item_unlock(uint32_t hv)
 {
-    pthread_mutex_unlock(&item_locks[hv & item_lock_mask]);
+    spin_unlock(&item_locks[hv & item_lock_mask]);
 }
 
 bool item_trylock(uint32_t hv)
 {
-    return pthread_mutex_trylock(&item_locks[hv & item_lock_mask]) == 0;
+    uint32_t *l = &item_locks[hv & item_lock_mask];
+    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
 }
 
 void item_lock_all(void)
 {
     for (uint32_t i = 0; i < item_lock_count; i++)
-        pthread_mutex_lock(&item_locks[i]);
+        spin_lock(&item_locks[i]);
 }
 
 void item_unlock_all(void)
 {
     for (uint32_t i = item_lock_count; i-- > 0;)
-        pthread_mutex_unlock(&item_locks[i]);
+        spin_unlock(&item_locks[i]);
 }
 
 /* ---- LRU lists (the LRU's lock held) ---- */
