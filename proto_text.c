@@ -172,6 +172,19 @@ static const char *tok_cstr(struct proto_token *t)
 static bool tok_digits(const struct proto_token *t, uint64_t *out, bool *neg)
 {
     const char *p = t->s, *end = t->s + t->len;
+    /* The usual token: up to 19 plain digits, which can't overflow. */
+    if (t->len <= 19) {
+        uint64_t v = 0;
+        while (p < end && (unsigned)(*p - '0') <= 9)
+            v = v * 10 + (unsigned)(*p++ - '0');
+        if (p == end && t->len > 0) {
+            if (neg)
+                *neg = false;
+            *out = v;
+            return true;
+        }
+        p = t->s;
+    }
     while (p < end && isspace((unsigned char)*p))
         p++;
     if (neg) {
@@ -420,11 +433,33 @@ static void set_noreply(struct conn *c, const struct proto_token *tok, int ntok)
  * the requests run. */
 #define PREFETCH_KEYS PROTO_TEXT_PREFETCH_KEYS
 
-/* The commands whose line is followed by a value block. */
-static bool is_store_command(const struct proto_token *t)
+/* What the prefetch scan makes of a command word. */
+enum scan_kind {
+    SCAN_GET,       /* get, gets: keys follow */
+    SCAN_STORE,     /* a storage command: a key, numbers, then a value block */
+    SCAN_OTHER,     /* not understood: the scan stops */
+};
+
+/* Decided on the word's length first: the scan looks at every buffered
+ * command, and most are get or set. */
+static inline enum scan_kind scan_kind_of(const struct proto_token *t)
 {
-    return tok_is(t, "set") || tok_is(t, "add") || tok_is(t, "replace") ||
-           tok_is(t, "append") || tok_is(t, "prepend") || tok_is(t, "cas");
+    switch (t->len) {
+    case 3:
+        if (tok_is(t, "get"))
+            return SCAN_GET;
+        return tok_is(t, "set") || tok_is(t, "add") || tok_is(t, "cas")
+                   ? SCAN_STORE : SCAN_OTHER;
+    case 4:
+        return tok_is(t, "gets") ? SCAN_GET : SCAN_OTHER;
+    case 6:
+        return tok_is(t, "append") ? SCAN_STORE : SCAN_OTHER;
+    case 7:
+        return tok_is(t, "replace") || tok_is(t, "prepend") ? SCAN_STORE
+                                                           : SCAN_OTHER;
+    default:
+        return SCAN_OTHER;
+    }
 }
 
 /* The connection is about to read: it may move its unprocessed input, or
@@ -507,11 +542,12 @@ static void prefetch_ahead(struct conn *c)
         char *q = p;
         if (!next_token(&q, line_end, &t[0]))
             break;
-        if (tok_is(&t[0], "get") || tok_is(&t[0], "gets")) {
+        enum scan_kind kind = scan_kind_of(&t[0]);
+        if (kind == SCAN_GET) {
             while (n < PREFETCH_KEYS && next_token(&q, line_end, &t[1])) {
                 hash_ahead(st, n++, &t[1]);
             }
-        } else if (is_store_command(&t[0]) && tokenize(q, line_end, t + 1, 4) == 4) {
+        } else if (kind == SCAN_STORE && tokenize(q, line_end, t + 1, 4) == 4) {
             int64_t vlen;
             hash_ahead(st, n++, &t[1]);
             if (!tok_i64(&t[4], &vlen) || vlen < 0 || vlen > end - next - 2)
