@@ -98,7 +98,7 @@ bool assoc_init(unsigned power)
 }
 
 /* The head of the chain that holds (or would hold) hv. */
-static item **bucket_of(uint32_t hv)
+static inline item **bucket_of(uint32_t hv)
 {
     if (expanding) {
         uint64_t ob = hv & MASK(old_power);

@@ -145,11 +145,11 @@ bool items_init(unsigned hashpower)
 /* Tries of a busy item lock between two sched_yield() calls. */
 #define ITEM_LOCK_SPINS 256
 
-/* Take the spinlock l: test and set, and while it is held, wait reading
- * it (no cache line ping-pong), politely, yielding now and then. */
-static void spin_lock(uint32_t *l)
+/* The spinlock l was busy: wait reading it (no cache line ping-pong),
+ * politely, yielding now and then, and take it once it is free. */
+static void spin_wait(uint32_t *l)
 {
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0) {
+    do {
         unsigned spins = 0;
         while (__atomic_load_n(l, __ATOMIC_RELAXED) != 0) {
             if (++spins < ITEM_LOCK_SPINS) {
@@ -161,10 +161,16 @@ static void spin_lock(uint32_t *l)
                 spins = 0;
             }
         }
-    }
+    } while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0);
 }
 
-static void spin_unlock(uint32_t *l)
+static inline void spin_lock(uint32_t *l)
+{
+    if (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0)
+        spin_wait(l);
+}
+
+static inline void spin_unlock(uint32_t *l)
 {
     __atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
@@ -292,10 +298,10 @@ static void raise_flush_floor(uint64_t floor)
         ;
 }
 
-bool items_version_flushed(uint64_t v)
+/* items_version_flushed once no flush is known to cover v yet: v is
+ * flushed only by a delayed flush that has come due. */
+static bool version_flushed_pending(uint64_t v)
 {
-    if (v < __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE))
-        return true;
     uint64_t pending = __atomic_load_n(&flush_pending, __ATOMIC_ACQUIRE);
     if (pending == 0 || v >= pending ||
         version_rel_time(pending) >
@@ -310,14 +316,35 @@ bool items_version_flushed(uint64_t v)
     return true;
 }
 
-enum item_state item_liveness(const item *it)
+/* The check every lookup makes, inlined: below the floor is flushed; the
+ * pending delayed flush is looked at only when there is one. */
+static inline bool version_flushed(uint64_t v)
 {
-    if (items_version_flushed(it->version))
+    if (v < __atomic_load_n(&flush_floor, __ATOMIC_ACQUIRE))
+        return true;
+    return __atomic_load_n(&flush_pending, __ATOMIC_RELAXED) != 0 &&
+           version_flushed_pending(v);
+}
+
+bool items_version_flushed(uint64_t v)
+{
+    return version_flushed(v);
+}
+
+/* item_liveness, inlined into item_lookup. */
+static inline enum item_state liveness(const item *it)
+{
+    if (version_flushed(it->version))
         return ITEM_STATE_FLUSHED;
     rel_time_t exp = __atomic_load_n(&it->exptime, __ATOMIC_RELAXED);
     if (exp != 0 && exp <= __atomic_load_n(&current_time, __ATOMIC_RELAXED))
         return ITEM_STATE_EXPIRED;
     return ITEM_STATE_LIVE;
+}
+
+enum item_state item_liveness(const item *it)
+{
+    return liveness(it);
 }
 
 void items_flush(uint64_t floor, uint64_t threshold, uint64_t version)
@@ -588,7 +615,7 @@ item *item_lookup(const char *key, size_t nkey, uint32_t hv,
         return NULL;
     }
     bool tombstone = item_flags(it) & ITEM_TOMBSTONE;
-    *state = item_liveness(it);
+    *state = liveness(it);
     if (*state != ITEM_STATE_LIVE) {
         item_unlink(it, hv);
         if (tombstone)
