@@ -1048,10 +1048,12 @@ bool conn_admit(int fd)
 {
     if (ATOMIC_GET(clients_open) >= (uint64_t)settings.maxconns) {
         static const char msg[] = "ERROR Too many open connections\r\n";
+        /* Counted before the client is told: once it has read the refusal,
+         * "stats" must show it. */
+        ATOMIC_ADD(rejected_conns, 1);
         ssize_t w = write(fd, msg, sizeof(msg) - 1);
         (void)w;
         close(fd);
-        ATOMIC_ADD(rejected_conns, 1);
         mc_log(1, "Too many open connections (-c %d): rejected a new one",
                settings.maxconns);
         return false;
