@@ -16,10 +16,11 @@
  *     replication thread is the only consumer.  No lock on that path; a
  *     worker writes the wake-up eventfd only when the replication thread has
  *     said it is going to sleep (ring_sleeping).  Once woken, the thread
- *     lingers: it polls the rings every LINGER_US for as long as writes
- *     keep coming and only then goes back to sleep, so a busy stream costs
- *     the workers no system call and the link one writev per batch, at the
- *     price of up to LINGER_US of lag.  Flush events are rare and go
+ *     lingers: it polls the rings every linger_us (200 to 400 us, see
+ *     LINGER_MIN_US) for as long as writes keep coming and only then goes
+ *     back to sleep, so a busy stream costs the workers no system call and
+ *     the link one writev per batch, at the price of up to LINGER_MAX_US of
+ *     lag.  Flush events are rare and go
  *     through a mutex-protected list.
  *   - link_up (seq_cst) tells workers whether to queue at all: while no
  *     link is up nothing is queued, because the bulk sync on the next
@@ -193,12 +194,24 @@ static struct event *wake_ev;
 static struct event *linger_timer;
 static struct event *ack_timer;
 
-/* Stay awake this long after a batch before sleeping (see the top). */
-#define LINGER_US 200
+/* Stay awake linger_us after a batch before sleeping (see the top).  The
+ * linger starts at LINGER_MIN_US when a worker wakes the thread and grows
+ * by LINGER_STEP_US per batch, up to LINGER_MAX_US, while batches stay
+ * under LINGER_TARGET_BYTES: a steady stream of small writes then costs
+ * fewer wake-ups and writevs (each one also runs the peer's TCP receive
+ * path and wake-up on this node's CPU), while a stream heavy enough to
+ * fill batches on its own, or a lone write after a quiet spell, keeps the
+ * short linger.  LINGER_MAX_US bounds the lag it adds (doc section 1). */
+#define LINGER_MIN_US 200
+#define LINGER_MAX_US 400
+#define LINGER_STEP_US 50
+#define LINGER_TARGET_BYTES (32u << 10)
+static unsigned linger_us = LINGER_MIN_US;
 /* ACK every ACK_EVERY messages, and at the latest ACK_DELAY_US after the
- * first unacknowledged one. */
-#define ACK_EVERY 256
-#define ACK_DELAY_US 1000
+ * first unacknowledged one: under a steady stream the timer decides, so
+ * about 1 s / ACK_DELAY_US ACKs a second, each a wake-up of the sender. */
+#define ACK_EVERY 4096
+#define ACK_DELAY_US 5000
 static int retry_ms = 100;
 static bool self_dial;          /* dialing -x reached our own listener */
 
@@ -267,9 +280,16 @@ static struct repl_ring *ring_for_this_thread(void)
     return my_ring;
 }
 
+/* Wake the replication thread if it said it sleeps.  The fence orders the
+ * caller's push before the look at ring_sleeping (the consumer fences
+ * between raising the flag and its last look at the rings, see
+ * on_linger); reading the flag before exchanging it keeps the producers
+ * from writing that shared cache line while the consumer is awake. */
 static void wake_consumer(void)
 {
-    if (__atomic_exchange_n(&ring_sleeping, 0, __ATOMIC_SEQ_CST)) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ring_sleeping, __ATOMIC_RELAXED) &&
+        __atomic_exchange_n(&ring_sleeping, 0, __ATOMIC_SEQ_CST)) {
         uint64_t one = 1;
         ssize_t n = write(wake_fd, &one, sizeof(one));
         (void)n; /* a full eventfd counter already means "wake up" */
@@ -895,7 +915,8 @@ static void link_on_read(evutil_socket_t fd, short what, void *arg)
         }
         if (l->rlen == l->rsize)
             break;
-        ssize_t r = recv(fd, l->rbuf + l->rlen, l->rsize - l->rlen, 0);
+        size_t room = l->rsize - l->rlen;
+        ssize_t r = recv(fd, l->rbuf + l->rlen, room, 0);
         if (r == 0) {
             link_close(l, "connection closed by the peer");
             return;
@@ -937,7 +958,9 @@ static void link_on_read(evutil_socket_t fd, short what, void *arg)
             memmove(l->rbuf, l->rbuf + pos, l->rlen - pos);
             l->rlen -= pos;
         }
-        if (budget == 0)
+        /* A short read emptied the socket: no second recv just to see
+         * EAGAIN (the read event is level-triggered). */
+        if (budget == 0 || (size_t)r < room)
             break;
     }
     if (l->ack_due && l == active && !evtimer_pending(ack_timer, NULL)) {
@@ -1255,10 +1278,13 @@ static void update_gauges(void)
     }
 }
 
-/* Take what the workers queued and send it; true when there was any. */
-static bool pump(void)
+/* Take what the workers queued and send it; true when there was any.
+ * *batch (when not NULL) is set to the item bytes then waiting to be sent. */
+static bool pump(uint64_t *batch)
 {
     size_t n = drain_rings();
+    if (batch)
+        *batch = active ? active->out_bytes : 0;
     if (active && active->hello_done)
         link_try_write(active);
     return n > 0;
@@ -1266,8 +1292,17 @@ static bool pump(void)
 
 static void linger(void)
 {
-    struct timeval tv = {0, LINGER_US};
+    struct timeval tv = {0, linger_us};
     evtimer_add(linger_timer, &tv);
+}
+
+/* Adapt the linger to the batch just taken (see LINGER_MIN_US). */
+static void adapt_linger(uint64_t batch)
+{
+    if (batch >= LINGER_TARGET_BYTES)
+        linger_us = LINGER_MIN_US;
+    else if (linger_us < LINGER_MAX_US)
+        linger_us += LINGER_STEP_US;
 }
 
 /* Woken by a worker: send, then linger instead of sleeping at once. */
@@ -1276,28 +1311,32 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     uint64_t v;
     ssize_t n = read(wake_fd, &v, sizeof(v));
     (void)n;
-    pump();
+    pump(NULL);
     update_gauges();
     if (__atomic_load_n(&drain_requested, __ATOMIC_SEQ_CST) && !drain_running) {
         drain_running = true;
         drain_step(-1, 0, NULL);
         return;
     }
+    linger_us = LINGER_MIN_US;
     linger();
 }
 
-/* LINGER_US after a batch: more writes came in meanwhile -> send them and
+/* linger_us after a batch: more writes came in meanwhile -> send them and
  * linger again; none -> go to sleep until a worker wakes us. */
 static void on_linger(evutil_socket_t fd, short what, void *arg)
 {
-    if (pump()) {
+    uint64_t batch;
+    if (pump(&batch)) {
+        adapt_linger(batch);
         linger();
         return;
     }
     __atomic_store_n(&ring_sleeping, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* pairs with wake_consumer's */
     /* A producer may have pushed after our drain but before the flag went
      * up, without waking us: look once more. */
-    if (pump() && __atomic_exchange_n(&ring_sleeping, 0, __ATOMIC_SEQ_CST))
+    if (pump(NULL) && __atomic_exchange_n(&ring_sleeping, 0, __ATOMIC_SEQ_CST))
         linger();
 }
 
