@@ -11,17 +11,18 @@
  *
  * Threads and locking:
  *   - Worker threads only run the storage hooks (repl_hook_item,
- *     repl_hook_flush).  Each worker pushes item pointers (with a reference
- *     taken) into its own single-producer/single-consumer ring; the
- *     replication thread is the only consumer.  No lock on that path; a
- *     worker writes the wake-up eventfd only when the replication thread has
- *     said it is going to sleep (ring_sleeping).  Once woken, the thread
- *     lingers: it polls the rings every linger_us (200 to 400 us, see
- *     LINGER_MIN_US) for as long as writes keep coming and only then goes
- *     back to sleep, so a busy stream costs the workers no system call and
- *     the link one writev per batch, at the price of up to LINGER_MAX_US of
- *     lag.  Flush events are rare and go
- *     through a mutex-protected list.
+ *     repl_hook_flush).  Each worker pushes the new states into its own
+ *     single-producer/single-consumer byte ring: a small state as its
+ *     encoded wire frame, a larger one as an item pointer with a reference
+ *     taken (see RING_BYTES); the replication thread is the only consumer.
+ *     No lock on that path; a worker writes the wake-up eventfd only when
+ *     the replication thread has said it is going to sleep
+ *     (ring_sleeping).  Once woken, the thread lingers: it polls the rings
+ *     every linger_us (200 to 400 us, see LINGER_MIN_US) for as long as
+ *     writes keep coming and only then goes back to sleep, so a busy
+ *     stream costs the workers no system call and the link one writev per
+ *     batch, at the price of up to LINGER_MAX_US of lag.  Flush events are
+ *     rare and go through a mutex-protected list.
  *   - link_up (seq_cst) tells workers whether to queue at all: while no
  *     link is up nothing is queued, because the bulk sync on the next
  *     connect carries everything.  The flag is raised before the sync walk
@@ -102,13 +103,24 @@ static struct {
 
 /* ---- Producer rings (workers -> replication thread) ---- */
 
-#define RING_SLOTS 65536
+/* A ring is a byte FIFO of records, each starting with a frame header
+ * (section 3): a small state (SMALL_MSG bytes at most) is its wire frame,
+ * serialized by the worker; a larger one is a REC_REF record holding the
+ * item pointer (a reference taken).  A record never wraps: the producer
+ * skips the end of the ring with a REC_PAD record, or without one when
+ * fewer than FRAME_HDR bytes are left.  head and tail are byte positions
+ * that only grow, on separate cache lines; the producer re-reads tail only
+ * when its last look says the ring is full. */
+#define RING_BYTES (4u << 20)
+#define SMALL_MSG 512
+enum { REC_REF = 0xf0, REC_PAD = 0xf1 }; /* ring-only types, never sent */
 
 struct repl_ring {
-    item *slots[RING_SLOTS];
-    uint64_t head;          /* next slot the producer fills (producer) */
-    uint64_t tail;          /* next slot the consumer takes (consumer) */
+    uint64_t head __attribute__((aligned(64)));  /* next byte the producer fills */
+    uint64_t tail_seen;     /* the producer's last look at tail */
     struct repl_ring *next; /* rings list, under rings_lock */
+    uint64_t tail __attribute__((aligned(64)));  /* next byte the consumer takes */
+    uint8_t bytes[RING_BYTES] __attribute__((aligned(64)));
 };
 
 static __thread struct repl_ring *my_ring;
@@ -131,10 +143,15 @@ static int ring_overflowed;     /* a producer found its ring full */
 
 /* ---- The replication thread's state ---- */
 
+/* An out queue entry: an item state to encode (it), a frame already
+ * encoded into the link's out buffer (OUT_RAW: a = its position in the
+ * buffer's byte sequence, b = its length), or another message (a, b: its
+ * fields). */
+enum { OUT_RAW = 0xf2 };
 struct out_msg {
     item *it;           /* ITEM or DELETE (tombstone): referenced */
-    uint8_t type;       /* MSG_* */
-    uint64_t a, b;      /* fixed fields of other messages */
+    uint8_t type;       /* MSG_* or OUT_RAW */
+    uint64_t a, b;
 };
 
 struct link {
@@ -161,7 +178,14 @@ struct link {
     struct out_msg *out;
     size_t out_cap, out_head, out_len;
     size_t out_off;
-    uint64_t out_bytes;         /* item bytes referenced by the queue */
+    uint64_t out_bytes;         /* item and OUT_RAW bytes held by the queue */
+    /* The out buffer: the frames of the OUT_RAW entries, in queue order.
+     * Positions are a byte sequence that only grows; obuf[0] is position
+     * obuf_base, obuf_done is the end of the last entry sent, obuf_end
+     * the end of the last one queued. */
+    uint8_t *obuf;
+    size_t obuf_cap;
+    uint64_t obuf_base, obuf_done, obuf_end;
     uint64_t msgs_sent;         /* messages fully written (ACK-comparable) */
     uint64_t msgs_queued;       /* messages queued so far (ACK-comparable) */
     uint64_t peer_acked;
@@ -263,14 +287,51 @@ static bool set_nonblock(int fd)
     return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
 }
 
+/* ---- Encoding of item states (4.1) ---- */
+
+/* Bytes of the ITEM or DELETE frame (header included) carrying it: a
+ * tombstone travels as DELETE, anything else as ITEM. */
+static size_t state_size(const item *it)
+{
+    if (it->it_flags & ITEM_TOMBSTONE)
+        return FRAME_HDR + DELETE_FIXED + it->nkey;
+    return FRAME_HDR + ITEM_FIXED + it->nkey + it->nbytes - 2;
+}
+
+/* Write the frame header and the fixed fields of it's ITEM or DELETE
+ * frame at h (FRAME_HDR + ITEM_FIXED bytes at most); the key, then the
+ * value for an ITEM, follow them.  Returns the bytes written. */
+static size_t encode_state_head(uint8_t *h, const item *it)
+{
+    uint8_t *b = h + FRAME_HDR;
+    if (it->it_flags & ITEM_TOMBSTONE) {
+        frame_header(h, DELETE_FIXED + it->nkey, MSG_DELETE);
+        put64(b, it->version);
+        b[8] = it->nkey;
+        return FRAME_HDR + DELETE_FIXED;
+    }
+    uint32_t vlen = it->nbytes - 2;
+    frame_header(h, ITEM_FIXED + it->nkey + vlen, MSG_ITEM);
+    put64(b, it->version);
+    put64(b + 8, it->cas);
+    put32(b + 16, it->client_flags);
+    put64(b + 20, (uint64_t)rel_to_unix(it->exptime));
+    b[28] = it->nkey;
+    b[29] = 0;
+    put32(b + 30, vlen);
+    return FRAME_HDR + ITEM_FIXED;
+}
+
 /* ---- Producer side: the storage hooks (run on worker threads) ---- */
 
 static struct repl_ring *ring_for_this_thread(void)
 {
     if (my_ring == NULL) {
-        struct repl_ring *r = calloc(1, sizeof(*r));
+        /* The bytes are left untouched: pages come in as the ring fills. */
+        struct repl_ring *r = aligned_alloc(64, sizeof(*r));
         if (r == NULL)
             return NULL;
+        r->head = r->tail_seen = r->tail = 0;
         pthread_mutex_lock(&rings_lock);
         r->next = rings;
         rings = r;
@@ -296,24 +357,61 @@ static void wake_consumer(void)
     }
 }
 
+/* Room for a record of len bytes (at most RING_BYTES / 2) at the head of
+ * r, skipping the end of the ring when the record would not fit there;
+ * NULL when the ring is full.  *next is the head after the record, to
+ * publish once it is written. */
+static uint8_t *ring_reserve(struct repl_ring *r, size_t len, uint64_t *next)
+{
+    uint64_t head = r->head;
+    size_t off = head & (RING_BYTES - 1);
+    size_t to_end = RING_BYTES - off;
+    size_t skip = len <= to_end ? 0 : to_end;
+    if (head + skip + len - r->tail_seen > RING_BYTES) {
+        r->tail_seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+        if (head + skip + len - r->tail_seen > RING_BYTES)
+            return NULL;
+    }
+    if (skip) {
+        if (skip >= FRAME_HDR)
+            frame_header(r->bytes + off, (uint32_t)(skip - FRAME_HDR), REC_PAD);
+        off = 0;
+    }
+    *next = head + skip + len;
+    return r->bytes + off;
+}
+
 /* Queue the key's new state for the peer; called by storage after every
- * local mutation (items and tombstones alike). */
+ * local mutation (items and tombstones alike).  A small state is
+ * serialized here, while the item is hot in this core's cache: the
+ * replication thread then never touches the item nor its reference
+ * count. */
 static void repl_hook_item(item *it)
 {
     if (!__atomic_load_n(&link_up, __ATOMIC_SEQ_CST))
         return;
     struct repl_ring *r = ring_for_this_thread();
-    uint64_t head = r ? r->head : 0;
-    if (r == NULL ||
-        head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= RING_SLOTS) {
+    size_t size = state_size(it);
+    bool by_ref = size > SMALL_MSG;
+    uint64_t next = 0;
+    uint8_t *p = r ? ring_reserve(r, by_ref ? FRAME_HDR + sizeof(it) : size, &next) : NULL;
+    if (p == NULL) {
         /* The consumer is far behind: give up streaming, resync later. */
         __atomic_store_n(&ring_overflowed, 1, __ATOMIC_RELAXED);
         wake_consumer();
         return;
     }
-    item_ref(it);
-    r->slots[head % RING_SLOTS] = it;
-    __atomic_store_n(&r->head, head + 1, __ATOMIC_RELEASE);
+    if (by_ref) {
+        item_ref(it);
+        frame_header(p, sizeof(it), REC_REF);
+        memcpy(p + FRAME_HDR, &it, sizeof(it));
+    } else {
+        size_t h = encode_state_head(p, it);
+        memcpy(p + h, ITEM_key(it), it->nkey);
+        if (!(it->it_flags & ITEM_TOMBSTONE))
+            memcpy(p + h + it->nkey, ITEM_data(it), it->nbytes - 2);
+    }
+    __atomic_store_n(&r->head, next, __ATOMIC_RELEASE);
     wake_consumer();
 }
 
@@ -384,6 +482,9 @@ static void out_pop(struct link *l)
     if (m->it) {
         l->out_bytes -= ITEM_size(m->it);
         item_release(m->it);
+    } else if (m->type == OUT_RAW) {
+        l->out_bytes -= m->b;
+        l->obuf_done = m->a + m->b;
     }
     l->out_head = (l->out_head + 1) % l->out_cap;
     l->out_len--;
@@ -405,6 +506,43 @@ static void out_clear(struct link *l)
     free(l->out);
     l->out = NULL;
     l->out_cap = 0;
+    free(l->obuf);
+    l->obuf = NULL;
+    l->obuf_cap = 0;
+    l->obuf_base = l->obuf_done = l->obuf_end;
+}
+
+/* Queue a frame a worker encoded (len bytes at f): copied to the end of
+ * the out buffer, so that consecutive ones leave as one iovec.  The space
+ * of frames already sent is reused first (moving the rest to the front),
+ * then the buffer grows.  False when out of memory. */
+static bool queue_raw(struct link *l, const uint8_t *f, size_t len)
+{
+    if (l->obuf_done == l->obuf_end)
+        l->obuf_base = l->obuf_end; /* all sent: start again at the front */
+    if (l->obuf_end + len - l->obuf_base > l->obuf_cap) {
+        size_t live = (size_t)(l->obuf_end - l->obuf_done);
+        if (live > 0 && l->obuf_done != l->obuf_base)
+            memmove(l->obuf, l->obuf + (l->obuf_done - l->obuf_base), live);
+        l->obuf_base = l->obuf_done;
+        if (live + len > l->obuf_cap) {
+            size_t ncap = l->obuf_cap ? l->obuf_cap : 65536;
+            while (ncap < live + len)
+                ncap *= 2;
+            uint8_t *n = realloc(l->obuf, ncap);
+            if (n == NULL)
+                return false;
+            l->obuf = n;
+            l->obuf_cap = ncap;
+        }
+    }
+    uint64_t at = l->obuf_end;
+    if (!out_push(l, OUT_RAW, NULL, at, len))
+        return false;
+    memcpy(l->obuf + (at - l->obuf_base), f, len);
+    l->obuf_end = at + len;
+    l->out_bytes += len;
+    return true;
 }
 
 /* Queue an item state: a tombstone travels as DELETE, anything else as
@@ -425,15 +563,31 @@ static size_t drain_rings(void)
     pthread_mutex_unlock(&rings_lock);
     struct link *l = (active && active->hello_done) ? active : NULL;
 
+    bool lost = false;
     for (struct repl_ring *r = list; r; r = r->next) {
         uint64_t head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
         uint64_t tail = r->tail;
-        taken += head - tail;
         while (tail != head) {
-            item *it = r->slots[tail % RING_SLOTS];
-            tail++;
-            if (l == NULL || !queue_state(l, it))
-                item_release(it);
+            size_t off = tail & (RING_BYTES - 1);
+            size_t to_end = RING_BYTES - off;
+            const uint8_t *h = r->bytes + off;
+            if (to_end < FRAME_HDR || h[4] == REC_PAD) {
+                tail += to_end;
+                continue;
+            }
+            size_t len = FRAME_HDR + get32(h);
+            tail += len;
+            taken++;
+            if (h[4] == REC_REF) {
+                item *it;
+                memcpy(&it, h + FRAME_HDR, sizeof(it));
+                if (l == NULL || !queue_state(l, it)) {
+                    item_release(it);
+                    lost = lost || l != NULL;
+                }
+            } else if (l != NULL && !queue_raw(l, h, len)) {
+                lost = true;
+            }
         }
         __atomic_store_n(&r->tail, tail, __ATOMIC_RELEASE);
     }
@@ -451,7 +605,7 @@ static size_t drain_rings(void)
         f = next;
     }
 
-    if (l && (__atomic_exchange_n(&ring_overflowed, 0, __ATOMIC_RELAXED) ||
+    if (l && (__atomic_exchange_n(&ring_overflowed, 0, __ATOMIC_RELAXED) || lost ||
               l->out_len > queue_max_items || l->out_bytes > queue_max_bytes)) {
         RS_ADD(overflows, 1);
         overflowed = true;
@@ -467,12 +621,13 @@ static size_t drain_rings(void)
 
 /* Fill iov with up to max_msgs next messages of l, starting at the head
  * (skipping out_off bytes of it).  hdrs holds the per-message fixed part.
- * Messages of at most SMALL_MSG bytes are copied into one staging buffer,
- * so a batch of small writes leaves as a few iovecs instead of three per
- * message (the kernel's per-segment cost dominated the stream's CPU);
- * larger ones are sent from item memory. */
+ * Frames the workers encoded are sent from the out buffer; item states of
+ * at most SMALL_MSG bytes (the bulk sync's) are copied into one staging
+ * buffer, larger ones are sent from item memory.  Adjacent pieces share
+ * an iovec, so a batch of small writes leaves as a few iovecs instead of
+ * three per message (the kernel's per-segment cost dominated the stream's
+ * CPU). */
 #define MAX_BATCH 256
-#define SMALL_MSG 512
 #define STAGE_SIZE (MAX_BATCH * SMALL_MSG)
 static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HDR + ITEM_FIXED],
                      size_t max_msgs)
@@ -488,32 +643,18 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
         struct iovec parts[3];
         int np = 0;
         switch (m->type) {
-        case MSG_ITEM: {
-            item *it = m->it;
-            uint32_t vlen = it->nbytes - 2;
-            frame_header(h, ITEM_FIXED + it->nkey + vlen, MSG_ITEM);
-            uint8_t *b = h + FRAME_HDR;
-            put64(b, it->version);
-            put64(b + 8, it->cas);
-            put32(b + 16, it->client_flags);
-            put64(b + 20, (uint64_t)rel_to_unix(it->exptime));
-            b[28] = it->nkey;
-            b[29] = 0;
-            put32(b + 30, vlen);
-            parts[np++] = (struct iovec){h, FRAME_HDR + ITEM_FIXED};
-            parts[np++] = (struct iovec){ITEM_key(it), it->nkey};
-            parts[np++] = (struct iovec){ITEM_data(it), vlen};
-            break;
-        }
+        case MSG_ITEM:
         case MSG_DELETE: {
             item *it = m->it;
-            frame_header(h, DELETE_FIXED + it->nkey, MSG_DELETE);
-            put64(h + FRAME_HDR, it->version);
-            h[FRAME_HDR + 8] = it->nkey;
-            parts[np++] = (struct iovec){h, FRAME_HDR + DELETE_FIXED};
+            parts[np++] = (struct iovec){h, encode_state_head(h, it)};
             parts[np++] = (struct iovec){ITEM_key(it), it->nkey};
+            if (m->type == MSG_ITEM)
+                parts[np++] = (struct iovec){ITEM_data(it), it->nbytes - 2};
             break;
         }
+        case OUT_RAW:
+            parts[np++] = (struct iovec){l->obuf + (m->a - l->obuf_base), m->b};
+            break;
         case MSG_FLUSH:
             frame_header(h, 16, MSG_FLUSH);
             put64(h + FRAME_HDR, m->a);
@@ -536,7 +677,7 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
         size_t total = 0;
         for (int p = 0; p < np; p++)
             total += parts[p].iov_len;
-        bool copy = total <= SMALL_MSG;
+        bool copy = total <= SMALL_MSG && m->type != OUT_RAW;
         for (int p = 0; p < np; p++) {
             if (skip >= parts[p].iov_len) {
                 skip -= parts[p].iov_len;
@@ -549,10 +690,10 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
                 memcpy(stage + staged, src, len);
                 src = stage + staged;
                 staged += len;
-                if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == src) {
-                    iov[n - 1].iov_len += len;
-                    continue;
-                }
+            }
+            if (n > 0 && (char *)iov[n - 1].iov_base + iov[n - 1].iov_len == src) {
+                iov[n - 1].iov_len += len;
+                continue;
             }
             iov[n].iov_base = src;
             iov[n].iov_len = len;
@@ -565,8 +706,9 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
 static size_t msg_size(const struct out_msg *m)
 {
     switch (m->type) {
-    case MSG_ITEM: return FRAME_HDR + ITEM_FIXED + m->it->nkey + m->it->nbytes - 2;
-    case MSG_DELETE: return FRAME_HDR + DELETE_FIXED + m->it->nkey;
+    case MSG_ITEM:
+    case MSG_DELETE: return state_size(m->it);
+    case OUT_RAW: return m->b;
     case MSG_FLUSH: return FRAME_HDR + 16;
     case MSG_SYNC_BEGIN:
     case MSG_SYNC_END: return FRAME_HDR + 8;
