@@ -34,6 +34,8 @@ int main(int argc, char **argv)
      * the server starts any.  mlockall() is not inherited, so it follows. */
     if (settings.daemonize && !daemon_detach())
         return 1;
+    /* A stop asked from here on waits for the main loop (thread.h). */
+    server_hold_signals();
     if (settings.lock_memory)
         daemon_lock_memory(); /* a warning only, as in memcached */
 

@@ -108,7 +108,26 @@ static unsigned next_worker;
 static struct event_base *main_base;
 static struct event *clock_ev;
 static struct event *stop_ev;
-static struct event *signal_evs[3];
+
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGUSR1};
+static struct event *signal_evs[sizeof(stop_signals) / sizeof(stop_signals[0])];
+
+/* The set of stop_signals. */
+static sigset_t stop_signal_set(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+        sigaddset(&set, stop_signals[i]);
+    return set;
+}
+
+void server_hold_signals(void)
+{
+    sigset_t set = stop_signal_set();
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static int stop_fd = -1;
 static int stop_requested;          /* enum stop_mode, atomic */
 
@@ -498,11 +517,7 @@ static bool start_workers(void)
         return false;
     }
     /* Workers never take the signals the main loop handles. */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGUSR1);
+    sigset_t block = stop_signal_set(), old;
     pthread_sigmask(SIG_BLOCK, &block, &old);
     bool ok = true;
     for (int i = 0; i < nworkers && ok; i++) {
@@ -579,11 +594,12 @@ void server_request_stop(bool graceful)
 }
 
 
-/* Register the main thread's events: accept, clock, stop, signals. */
+/* Register the main thread's events: accept, clock, stop, signals; then
+ * let the main thread take the signals server_hold_signals() held (one
+ * that arrived meanwhile is handled by the first loop iteration). */
 static bool main_events(void)
 {
     struct timeval tick = {.tv_sec = 0, .tv_usec = CLOCK_TICK_MS * 1000};
-    static const int sigs[] = {SIGTERM, SIGINT, SIGUSR1};
     for (int i = 0; i < nlisteners; i++) {
         struct listener *l = &listeners[i];
         if (l->transport == CONN_UDP)
@@ -597,11 +613,13 @@ static bool main_events(void)
     if (!clock_ev || !stop_ev || event_add(clock_ev, &tick) != 0 ||
         event_add(stop_ev, NULL) != 0)
         return false;
-    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        signal_evs[i] = evsignal_new(main_base, sigs[i], signal_cb, NULL);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+        signal_evs[i] = evsignal_new(main_base, stop_signals[i], signal_cb, NULL);
         if (!signal_evs[i] || event_add(signal_evs[i], NULL) != 0)
             return false;
     }
+    sigset_t set = stop_signal_set();
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     return true;
 }
 

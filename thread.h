@@ -18,6 +18,13 @@
 
 struct conn_totals;
 
+/* Hold SIGTERM, SIGINT and SIGUSR1 (blocked) until server_start() has its
+ * handlers in place.  Called on the main thread before any other thread
+ * starts, so every thread inherits the mask and a stop asked during
+ * start-up waits, then stops the server cleanly (pid file removed), rather
+ * than killing the process by the default action. */
+void server_hold_signals(void);
+
 /* Open every listener named by settings (TCP, UDP, UNIX socket) and start
  * the worker threads.  Returns false after printing one line on stderr
  * when a socket can't be opened (the caller exits 1). */

@@ -115,6 +115,41 @@ sub answers_version {
     }
 }
 
+# ---- SIGTERM during start-up (memcachedrep) ----
+# The pid file is written before the engine and the threads start; a
+# SIGTERM sent the moment it appears must still end in a clean stop (exit
+# 0, pid file removed), not a death by the signal's default action.
+
+SKIP: {
+    skip 'memcached 1.6.18 dies of a SIGTERM received during start-up', 3 unless $ours;
+    my $pidfile = "$dir/early.pid";
+    my $port = free_port();
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN,  '<', '/dev/null';
+        open STDOUT, '>', "$dir/early.out";
+        open STDERR, '>', "$dir/early.err";
+        { no warnings 'exec';
+          exec memcached_bin(), '-P', $pidfile, '-p', $port, '-U', 0, '-t', 4, @as_root; }
+        POSIX::_exit(127);
+    }
+    $daemons{$pid} = 1;
+    ok(wait_until(sub { -s $pidfile }, 10, 0.0005), 'early SIGTERM: the pid file appears');
+    kill 'TERM', $pid;
+    my $status;
+    wait_until(sub {
+        return 0 unless waitpid($pid, WNOHANG) == $pid;
+        $status = $?;
+        return 1;
+    }, 20);
+    delete $daemons{$pid} if defined $status;
+    ok(defined $status && WIFEXITED($status) && WEXITSTATUS($status) == 0,
+       'early SIGTERM: a clean exit, not a death by signal')
+        or diag('wait status ' . ($status // 'none'));
+    ok(!-e $pidfile, 'early SIGTERM: the pid file is removed');
+}
+
 # ---- -d reports a start-up failure (memcachedrep) ----
 
 SKIP: {
