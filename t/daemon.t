@@ -21,25 +21,41 @@ my %daemons; # pid => 1, killed at the end whatever happens
 
 END { kill 'KILL', keys %daemons if %daemons }
 
-# Run the binary with @argv and wait (10 s at most) for it to exit, as a
-# shell would for `memcached -d ...`.  Returns (exit code or undef, stderr).
-sub run_launcher {
-    my (@argv) = @_;
+# Start the binary with @argv, its output in $dir/$tag.out and .err;
+# returns its pid.
+sub spawn {
+    my ($tag, @argv) = @_;
     my $pid = fork;
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
         open STDIN,  '<', '/dev/null';
-        open STDOUT, '>', "$dir/launcher.out";
-        open STDERR, '>', "$dir/launcher.err";
+        open STDOUT, '>', "$dir/$tag.out";
+        open STDERR, '>', "$dir/$tag.err";
         { no warnings 'exec'; exec memcached_bin(), @argv; }
         POSIX::_exit(127);
     }
+    return $pid;
+}
+
+# The wait status of child $pid once it exits, within $timeout seconds;
+# undef if it is still running then.
+sub exit_status {
+    my ($pid, $timeout) = @_;
     my $status;
     wait_until(sub {
         return 0 unless waitpid($pid, WNOHANG) == $pid;
         $status = $?;
         return 1;
-    }, 10);
+    }, $timeout);
+    return $status;
+}
+
+# Run the binary with @argv and wait (10 s at most) for it to exit, as a
+# shell would for `memcached -d ...`.  Returns (exit code or undef, stderr).
+sub run_launcher {
+    my (@argv) = @_;
+    my $pid = spawn('launcher', @argv);
+    my $status = exit_status($pid, 10);
     unless (defined $status) {
         kill 'KILL', $pid;
         waitpid($pid, 0);
@@ -124,25 +140,11 @@ SKIP: {
     skip 'memcached 1.6.18 dies of a SIGTERM received during start-up', 3 unless $ours;
     my $pidfile = "$dir/early.pid";
     my $port = free_port();
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDIN,  '<', '/dev/null';
-        open STDOUT, '>', "$dir/early.out";
-        open STDERR, '>', "$dir/early.err";
-        { no warnings 'exec';
-          exec memcached_bin(), '-P', $pidfile, '-p', $port, '-U', 0, '-t', 4, @as_root; }
-        POSIX::_exit(127);
-    }
+    my $pid = spawn('early', '-P', $pidfile, '-p', $port, '-U', 0, '-t', 4, @as_root);
     $daemons{$pid} = 1;
     ok(wait_until(sub { -s $pidfile }, 10, 0.0005), 'early SIGTERM: the pid file appears');
     kill 'TERM', $pid;
-    my $status;
-    wait_until(sub {
-        return 0 unless waitpid($pid, WNOHANG) == $pid;
-        $status = $?;
-        return 1;
-    }, 20);
+    my $status = exit_status($pid, 20);
     delete $daemons{$pid} if defined $status;
     ok(defined $status && WIFEXITED($status) && WEXITSTATUS($status) == 0,
        'early SIGTERM: a clean exit, not a death by signal')
