@@ -1026,8 +1026,19 @@ void storage_walk_end(struct storage_walk *w)
     free(w);
 }
 
+/* n comes from the network (a peer's SYNC_BEGIN), so it is capped at the
+ * items this node's memory can hold, each in at least one chunk of the
+ * smallest class: a bogus count, or a peer with far more memory, would
+ * otherwise ask for a table of up to 2^32 buckets (32 GB), whose failed
+ * allocation also stops the table from ever growing again. */
 void storage_reserve(uint64_t n)
 {
+    struct slabs_class_info smallest;
+    if (slabs_class_info(1, &smallest) && smallest.chunk_size > 0) {
+        uint64_t most = settings.maxbytes / smallest.chunk_size;
+        if (n > most)
+            n = most;
+    }
     assoc_reserve(n);
 }
 

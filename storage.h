@@ -339,7 +339,8 @@ void storage_walk_end(struct storage_walk *w);
 
 /* A bulk sync announces how many items are coming: grow the hash table
  * once, in the background, to hold n items in all, instead of doubling
- * it again and again while they arrive. */
+ * it again and again while they arrive.  n is capped at the number of
+ * items -m can hold (the count is the peer's word). */
 void storage_reserve(uint64_t n);
 
 /* ---- Reports and controls (stats, slabs, lru_crawler commands) ---- */
