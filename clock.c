@@ -10,7 +10,9 @@
  * HLC: one 64-bit word, hlc_last, holds the highest version made or seen,
  * node id bits cleared.  A new version is max(hlc_last + 1 tick, now) where
  * a tick is one logical step (1 << CLOCK_LOGICAL_SHIFT) and now is the wall
- * clock in the physical field; an observed version raises hlc_last.  When
+ * clock in the physical field; an observed version raises hlc_last, unless
+ * it is more than CLOCK_MAX_AHEAD_MS ahead of the wall clock (so hlc_last
+ * stays centuries away from the end of its 64 bits and never wraps).  When
  * the logical counter of a millisecond runs out it carries into the
  * physical field, which only makes versions run slightly ahead of the wall
  * clock; ordering is still total and monotonic.  Lock-free: a CAS loop.
@@ -94,12 +96,15 @@ uint64_t clock_next_version(void)
     return next | clock_node_id();
 }
 
-void clock_observe(uint64_t version)
+bool clock_observe(uint64_t version)
 {
     uint64_t seen = version & ~HLC_NODE_MASK;
+    if (seen > hlc_wall() + (CLOCK_MAX_AHEAD_MS << CLOCK_PHYS_SHIFT))
+        return false;
     uint64_t last = __atomic_load_n(&hlc_last, __ATOMIC_RELAXED);
     while (seen > last &&
            !__atomic_compare_exchange_n(&hlc_last, &last, seen, true,
                                         __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         ;
+    return true;
 }

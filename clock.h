@@ -21,6 +21,7 @@
 #ifndef CLOCK_H
 #define CLOCK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -59,7 +60,13 @@ uint8_t clock_node_id(void);
 /* A new version, greater than every version made or observed before. */
 uint64_t clock_next_version(void);
 
-/* Fold a version seen from another node into the clock. */
-void clock_observe(uint64_t version);
+/* Fold a version seen from another node into the clock.  Returns false,
+ * folding nothing, when the version's wall-clock part is more than
+ * CLOCK_MAX_AHEAD_MS ahead of this node's wall clock: only a broken or
+ * hostile peer sends one, and following it could bring the clock to the
+ * end of its 64 bits, where the next version would wrap around and order
+ * before everything made so far. */
+#define CLOCK_MAX_AHEAD_MS (10ULL * 366 * 24 * 3600 * 1000)   /* 10 years */
+bool clock_observe(uint64_t version);
 
 #endif /* CLOCK_H */

@@ -853,6 +853,9 @@ static void link_try_write(struct link *l)
 
 /* ---- Receiving and applying (4.1, 1) ---- */
 
+/* A peer whose clock runs this far ahead of ours is broken (clock.h). */
+#define VERSION_AHEAD "a version more than 10 years ahead of our clock"
+
 /* Only a key's length is checked: base64 meta keys, binary protocol keys
  * and even text keys (split on spaces only) may hold any bytes. */
 static bool key_len_ok(size_t n)
@@ -883,7 +886,8 @@ static const char *apply_item(struct link *l, const uint8_t *b, uint32_t len)
     const uint8_t *key = b + ITEM_FIXED;
     if (!key_len_ok(nkey))
         return "ITEM with an invalid key";
-    clock_observe(version);
+    if (!clock_observe(version))
+        return VERSION_AHEAD;
     rel_time_t exp = exptime == 0 ? 0 : realtime(exptime > REALTIME_MAXDELTA ? exptime : -1);
     enum alloc_result why;
     item *it = storage_alloc((const char *)key, nkey, flags, exp, (size_t)vlen + 2, &why, &repl_ts);
@@ -912,7 +916,8 @@ static const char *apply_delete(struct link *l, const uint8_t *b, uint32_t len)
     uint8_t nkey = b[8];
     if ((uint64_t)DELETE_FIXED + nkey != len || !key_len_ok(nkey))
         return "DELETE with a bad key";
-    clock_observe(version);
+    if (!clock_observe(version))
+        return VERSION_AHEAD;
     if (storage_apply_delete((const char *)b + DELETE_FIXED, nkey, version, &repl_ts) == APPLY_STALE)
         RS_ADD(conflicts, 1);
     if (l->peer_synced)
@@ -933,7 +938,8 @@ static const char *handle_hello(struct link *l, const uint8_t *b, uint32_t len)
         return "no common replication protocol version";
     l->peer_run_id = get64(b + 10);
     uint8_t peer_node = b[18];
-    clock_observe(get64(b + 20));
+    if (!clock_observe(get64(b + 20)))
+        return VERSION_AHEAD;
     if (l->peer_run_id == run_id) {
         if (l->dialed)
             self_dial = true;
@@ -969,7 +975,8 @@ static const char *handle_frame(struct link *l, uint8_t type, const uint8_t *b, 
             return "FLUSH of the wrong size";
         uint64_t version = get64(b);
         int64_t when = (int64_t)get64(b + 8);
-        clock_observe(version);
+        if (!clock_observe(version))
+            return VERSION_AHEAD;
         rel_time_t at = when == 0 ? 0 : realtime(when);
         storage_apply_flush(at, version);
         remember_flush(at, version);
