@@ -12,7 +12,7 @@ use Test::More;
 my $bindir = $ENV{FUZZ_BIN_DIR} // "$FindBin::Bin/../fuzz";
 my $corpus = $ENV{FUZZ_CORPUS} // "$FindBin::Bin/../fuzz/corpus";
 
-for my $h (qw(proto repl)) {
+for my $h (qw(proto udp repl)) {
     my $bin = "$bindir/replay-$h";
     SKIP: {
         skip("no $bin; run make fuzz/replay-$h", 3) unless -x $bin;
