@@ -50,9 +50,11 @@ size_t fuzz_split(const uint8_t *data, size_t size, const uint8_t **stream,
     }
     *stream = data + 1;
     *len = size - 1;
-    if (data[0] != 0)
-        return data[0];
-    return *len > 0 ? *len : 1;
+    size_t piece = data[0] != 0 ? data[0] : *len;
+    size_t shortest = (*len + FUZZ_MAX_PIECES - 1) / FUZZ_MAX_PIECES;
+    if (piece < shortest)
+        piece = shortest;
+    return piece > 0 ? piece : 1;
 }
 
 void fuzz_fail(const char *file, int line, const char *fmt, ...)

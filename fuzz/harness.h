@@ -33,9 +33,12 @@ void fuzz_begin_input(void);
 /* The input's framing, the same for every harness: the first byte is the
  * piece length (0 = everything in one piece), the rest is the byte stream
  * sent in pieces of that length, each one delivered and processed before
- * the next is sent.  fuzz_split() returns the stream and its length
- * through *stream / *len and the piece length (never 0: 0 becomes len, or
- * 1 for an empty stream). */
+ * the next is sent.  A stream is cut into at most FUZZ_MAX_PIECES pieces
+ * (a longer one gets longer pieces), so that a long input in one-byte
+ * pieces does not cost thousands of round trips.  fuzz_split() returns the
+ * stream and its length through *stream / *len and the piece length
+ * (never 0). */
+#define FUZZ_MAX_PIECES 64
 size_t fuzz_split(const uint8_t *data, size_t size, const uint8_t **stream,
                   size_t *len);
 
