@@ -14,7 +14,7 @@ use MemcachedTest;
 
 our @EXPORT = qw(
     start_node start_pair repl_state wait_state wait_streaming
-    wait_value wait_same gets_of kv_on
+    wait_value wait_same gets_of kv_on peer_has_ttl_300
 );
 
 # Replication waits are longer than a single read: a reconnect goes through
@@ -105,6 +105,16 @@ sub wait_same {
     ok($ok, $name || "$key identical on both nodes") or
         diag("A: " . ($x ? "@$x" : 'missing') . "  B: " . ($y ? "@$y" : 'missing'));
     return $ok;
+}
+
+# $key, stored with a TTL of 300 s, has that TTL on $sock (read with
+# mg t).  Each node steps its seconds clock on its own tick, so a peer
+# still in the previous second reports 301 for a moment.
+sub peer_has_ttl_300 {
+    my ($sock, $key, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    send_bytes($sock, "mg $key t\r\n");
+    return like(read_line($sock), qr/^HD t(29\d|30[01])\r\n\z/, $name);
 }
 
 1;
