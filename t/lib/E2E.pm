@@ -270,6 +270,12 @@ sub start_keepalived {
     open my $fh, '>', "$dir/keepalived.conf" or croak "$!";
     print $fh $conf;
     close $fh;
+    # keepalived runs its check as nobody, with our environment: prove's
+    # PERL5LIB would point the tool's perl at the test tree, which nobody
+    # may not be allowed to read (a clone in a 0700 directory), and perl
+    # dies on an unreadable @INC entry.  A real keepalived has none.
+    local $ENV{PERL5LIB};
+    delete $ENV{PERL5LIB};
     return spawn(ns => $ns, name => "keepalived-$ns",
                  cmd => ['keepalived', '--dont-fork', '--log-console', '--log-detail',
                          '--no-syslog', '--vrrp', '-f', "$dir/keepalived.conf",
