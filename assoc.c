@@ -45,6 +45,8 @@
  * (items.c's locks); an insert holding an item lock may take expand_lock,
  * which the expansion thread never holds while taking item locks.
  */
+#include "config.h"
+
 #include "assoc.h"
 
 #include <pthread.h>
@@ -322,6 +324,7 @@ static void expand_table(void)
 
 static void *expander_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "mc-hashexp");
     pthread_mutex_lock(&expand_lock);
     while (!__atomic_load_n(&expander_stop, __ATOMIC_RELAXED)) {
         if (!expand_wanted) {

@@ -29,6 +29,8 @@
  * Locking: crawler.lock guards the request, busy flag and thread state;
  * it is never held while calling into items.c.
  */
+#include "config.h"
+
 #include "crawler.h"
 
 #include <errno.h>
@@ -133,6 +135,7 @@ static void crawl_lru(unsigned id)
 
 static void *crawler_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "mc-crawler");
     time_t next_auto = time(NULL) + AUTOCRAWL_MIN;
     pthread_mutex_lock(&crawler.lock);
     while (!crawler.stop) {

@@ -1511,6 +1511,7 @@ static void on_ping(evutil_socket_t fd, short what, void *arg)
 
 static void *repl_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "mc-repl");
     event_base_dispatch(base);
     return NULL;
 }

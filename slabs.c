@@ -55,6 +55,8 @@
  * mover.lock before any class lock and never holds a class lock while
  * calling into items.c.  Nothing here is taken on a cache hit.
  */
+#include "config.h"
+
 #include "slabs.h"
 
 #include <pthread.h>
@@ -581,6 +583,7 @@ static bool automove_pick(int *src, int *dst)
  * the automover for one. */
 static void *maintenance_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "mc-slabmaint");
     pthread_mutex_lock(&mover.lock);
     while (!mover.stop) {
         if (!mover.busy && automove_pick(&mover.src, &mover.dst))

@@ -33,6 +33,8 @@
  * read by "stats" on worker threads; everything else belongs to one
  * thread.
  */
+#include "config.h"
+
 #include "thread.h"
 
 #include <arpa/inet.h>
@@ -488,6 +490,7 @@ static void worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    pthread_setname_np(pthread_self(), "mc-worker");
     stats_register(&w->stats);
     w->ct = conn_thread_new(w->base, &w->stats);
     bool ok = w->ct != NULL;
