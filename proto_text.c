@@ -449,34 +449,29 @@ static void set_noreply(struct conn *c, const struct proto_token *tok, int ntok)
  * the requests run. */
 #define PREFETCH_KEYS PROTO_TEXT_PREFETCH_KEYS
 
-/* What the prefetch scan makes of a command word. */
+/* What the prefetch scan makes of a command (its command table entry
+ * says). */
 enum scan_kind {
+    SCAN_OTHER,     /* not understood: the scan stops */
     SCAN_GET,       /* get, gets: keys follow */
     SCAN_STORE,     /* a storage command: a key, numbers, then a value block */
-    SCAN_OTHER,     /* not understood: the scan stops */
 };
 
-/* Decided on the word's length first: the scan looks at every buffered
- * command, and most are get or set. */
-static inline enum scan_kind scan_kind_of(const struct proto_token *t)
-{
-    switch (t->len) {
-    case 3:
-        if (tok_is(t, "get"))
-            return SCAN_GET;
-        return tok_is(t, "set") || tok_is(t, "add") || tok_is(t, "cas")
-                   ? SCAN_STORE : SCAN_OTHER;
-    case 4:
-        return tok_is(t, "gets") ? SCAN_GET : SCAN_OTHER;
-    case 6:
-        return tok_is(t, "append") ? SCAN_STORE : SCAN_OTHER;
-    case 7:
-        return tok_is(t, "replace") || tok_is(t, "prepend") ? SCAN_STORE
-                                                           : SCAN_OTHER;
-    default:
-        return SCAN_OTHER;
-    }
-}
+typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct proto_token *t, int ntok, int arg);
+typedef enum proto_next (*text_line_fn)(struct conn *c, char *rest, char *end, int arg);
+
+struct text_command {
+    const char *name;
+    uint8_t len;
+    int8_t min_tokens;      /* counts include the command name */
+    int8_t max_tokens;      /* 0: any */
+    uint8_t scan;           /* enum scan_kind */
+    int arg;
+    text_tokens_fn run;         /* gets the tokens, or */
+    text_line_fn run_line;      /* gets the raw rest of the line (retrieval) */
+};
+
+static inline const struct text_command *lookup(const char *name, size_t len);
 
 /* The connection is about to read: it may move its unprocessed input, or
  * give its buffer back to the thread and borrow another, so the end of
@@ -486,6 +481,7 @@ static void forget_prefetch(struct conn *c)
 {
     c->text.prefetched = NULL;
     c->text.nhashed = 0;
+    c->text.nlines = 0;
 }
 
 /* hash_key() of the key [key, key + len) of the command running now,
@@ -540,15 +536,18 @@ static inline void hash_ahead(struct proto_text_state *st, unsigned n,
  * CPU of a get was those misses).  Only get/gets and the storage commands
  * are understood; the scan stops at anything else, or at an incomplete
  * command.  Nothing here validates: a malformed line is answered when it
- * runs, and at worst costs a useless prefetch. */
+ * runs, and at worst costs a useless prefetch.  The lines read and their
+ * commands are kept (scanned_line()): running them does not search them
+ * again. */
 static void prefetch_ahead(struct conn *c)
 {
     struct proto_text_state *st = &c->text;
-    unsigned n = 0;
+    unsigned n = 0, nlines = 0;
     char *p = c->rcurr, *end = c->rcurr + c->rbytes;
     st->hashed_next = 0;
+    st->lines_next = 0;
     st->hashed_rgen = c->rgen;
-    while (n < PREFETCH_KEYS) {
+    while (n < PREFETCH_KEYS && nlines < PREFETCH_KEYS) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
             break;
@@ -558,7 +557,10 @@ static void prefetch_ahead(struct conn *c)
         char *q = p;
         if (!next_token(&q, line_end, &t[0]))
             break;
-        enum scan_kind kind = scan_kind_of(&t[0]);
+        const struct text_command *cmd = lookup(t[0].s, t[0].len);
+        enum scan_kind kind = cmd ? cmd->scan : SCAN_OTHER;
+        if (kind != SCAN_OTHER)
+            st->lines[nlines++] = (struct proto_text_line){p, nl, q, cmd};
         if (kind == SCAN_GET) {
             while (n < PREFETCH_KEYS && next_token(&q, line_end, &t[1])) {
                 hash_ahead(st, n++, &t[1]);
@@ -576,6 +578,7 @@ static void prefetch_ahead(struct conn *c)
     }
     st->prefetched = p;
     st->nhashed = (uint8_t)n;
+    st->nlines = (uint8_t)nlines;
     if (n > 1)
         assoc_prefetch_items(st->hashed_hv, n);
 }
@@ -1069,38 +1072,27 @@ static enum proto_next cmd_stats(struct conn *c, struct proto_token *t, int ntok
 
 /* ---- The command table ---- */
 
-typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct proto_token *t, int ntok, int arg);
-typedef enum proto_next (*text_line_fn)(struct conn *c, char *rest, char *end, int arg);
-
-struct text_command {
-    const char *name;
-    uint8_t len;
-    int8_t min_tokens;      /* counts include the command name */
-    int8_t max_tokens;      /* 0: any */
-    int arg;
-    text_tokens_fn run;         /* gets the tokens, or */
-    text_line_fn run_line;      /* gets the raw rest of the line (retrieval) */
-};
-
-#define CMD(n, lo, hi, fn, a) {n, sizeof(n) - 1, lo, hi, a, fn, NULL}
-#define LINE_CMD(n, fn, a) {n, sizeof(n) - 1, 0, 0, a, NULL, fn}
+#define SCAN_CMD(n, lo, hi, fn, a, scan) {n, sizeof(n) - 1, lo, hi, scan, a, fn, NULL}
+#define CMD(n, lo, hi, fn, a) SCAN_CMD(n, lo, hi, fn, a, SCAN_OTHER)
+#define SCAN_LINE_CMD(n, fn, a, scan) {n, sizeof(n) - 1, 0, 0, scan, a, NULL, fn}
+#define LINE_CMD(n, fn, a) SCAN_LINE_CMD(n, fn, a, SCAN_OTHER)
 
 /* Most frequent first: the lookup is a scan. */
 static const struct text_command commands[] = {
-    LINE_CMD("get", cmd_get, 0),
-    CMD("set", 5, 6, cmd_store, STORE_OP_SET),
-    LINE_CMD("gets", cmd_get, TEXT_GET_CAS),
+    SCAN_LINE_CMD("get", cmd_get, 0, SCAN_GET),
+    SCAN_CMD("set", 5, 6, cmd_store, STORE_OP_SET, SCAN_STORE),
+    SCAN_LINE_CMD("gets", cmd_get, TEXT_GET_CAS, SCAN_GET),
     CMD("delete", 2, 4, cmd_delete, 0),
     CMD("incr", 3, 4, cmd_arith, 1),
     CMD("decr", 3, 4, cmd_arith, 0),
     CMD("touch", 3, 4, cmd_touch, 0),
     LINE_CMD("gat", cmd_get, TEXT_GET_TOUCH),
     LINE_CMD("gats", cmd_get, TEXT_GET_TOUCH | TEXT_GET_CAS),
-    CMD("add", 5, 6, cmd_store, STORE_OP_ADD),
-    CMD("replace", 5, 6, cmd_store, STORE_OP_REPLACE),
-    CMD("append", 5, 6, cmd_store, STORE_OP_APPEND),
-    CMD("prepend", 5, 6, cmd_store, STORE_OP_PREPEND),
-    CMD("cas", 6, 7, cmd_store, STORE_OP_CAS),
+    SCAN_CMD("add", 5, 6, cmd_store, STORE_OP_ADD, SCAN_STORE),
+    SCAN_CMD("replace", 5, 6, cmd_store, STORE_OP_REPLACE, SCAN_STORE),
+    SCAN_CMD("append", 5, 6, cmd_store, STORE_OP_APPEND, SCAN_STORE),
+    SCAN_CMD("prepend", 5, 6, cmd_store, STORE_OP_PREPEND, SCAN_STORE),
+    SCAN_CMD("cas", 6, 7, cmd_store, STORE_OP_CAS, SCAN_STORE),
     LINE_CMD("mg", proto_meta_command, META_MG),
     LINE_CMD("ms", proto_meta_command, META_MS),
     LINE_CMD("md", proto_meta_command, META_MD),
@@ -1118,12 +1110,44 @@ static const struct text_command commands[] = {
     CMD("shutdown", 1, 0, cmd_shutdown, 0),
 };
 
-static const struct text_command *lookup(const char *name, size_t len)
+/* a and b hold the same n bytes, n the length of a command word: the
+ * usual lengths compare as a couple of loads (a memcmp of constant size). */
+static inline bool word_eq(const char *a, const char *b, size_t n)
+{
+    switch (n) {
+    case 2:
+        return memcmp(a, b, 2) == 0;
+    case 3:
+        return memcmp(a, b, 3) == 0;
+    case 4:
+        return memcmp(a, b, 4) == 0;
+    default:
+        return bytes_eq(a, b, n);
+    }
+}
+
+static inline const struct text_command *lookup(const char *name, size_t len)
 {
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (commands[i].len == len && bytes_eq(commands[i].name, name, len))
+        if (commands[i].len == len && word_eq(commands[i].name, name, len))
             return &commands[i];
     return NULL;
+}
+
+/* Run cmd, the command of a line whose arguments are [rest, end): rest
+ * is right after the command word. */
+static enum proto_next run(struct conn *c, const struct text_command *cmd,
+                           char *rest, char *end)
+{
+    if (cmd->run_line)
+        return cmd->run_line(c, rest, end, cmd->arg);
+    struct proto_token tok[MAX_TOKENS];
+    tok[0].s = rest - cmd->len;
+    tok[0].len = cmd->len;
+    int ntok = 1 + tokenize(rest, end, tok + 1, MAX_TOKENS - 1);
+    if (ntok < cmd->min_tokens || (cmd->max_tokens && ntok > cmd->max_tokens))
+        return reply(c, "ERROR");
+    return cmd->run(c, tok, ntok, cmd->arg);
 }
 
 /* Run one complete command line (without its line end). */
@@ -1131,19 +1155,31 @@ static enum proto_next execute(struct conn *c, char *line, size_t len)
 {
     char *end = line + len;
     char *rest = line;
-    struct proto_token tok[MAX_TOKENS];
-    c->text.noreply = false;
-    if (!next_token(&rest, end, &tok[0]))
+    struct proto_token name;
+    if (!next_token(&rest, end, &name))
         return reply(c, "ERROR");
-    const struct text_command *cmd = lookup(tok[0].s, tok[0].len);
+    const struct text_command *cmd = lookup(name.s, name.len);
     if (!cmd)
         return reply(c, "ERROR");
-    if (cmd->run_line)
-        return cmd->run_line(c, rest, end, cmd->arg);
-    int ntok = 1 + tokenize(rest, end, tok + 1, MAX_TOKENS - 1);
-    if (ntok < cmd->min_tokens || (cmd->max_tokens && ntok > cmd->max_tokens))
-        return reply(c, "ERROR");
-    return cmd->run(c, tok, ntok, cmd->arg);
+    return run(c, cmd, rest, end);
+}
+
+/* The prefetch scan's entry for the line at rcurr, or NULL when its next
+ * unused entry is not for this line or its entries are stale (the input
+ * has changed since: see hashed_rgen).  Lines run in input order, so the
+ * next entry is the one, except after a command whose value the scan
+ * skipped was refused without it (its value's bytes then run as lines):
+ * those lines, and any the scan read past them, simply run unhelped. */
+static inline const struct proto_text_line *scanned_line(struct conn *c)
+{
+    struct proto_text_state *st = &c->text;
+    unsigned i = st->lines_next;
+    if (i < st->nlines && st->lines[i].start == c->rcurr &&
+        st->hashed_rgen == c->rgen) {
+        st->lines_next = (uint8_t)(i + 1);
+        return &st->lines[i];
+    }
+    return NULL;
 }
 
 /* No "\n" yet: wait for more, unless the line is already longer than
@@ -1172,7 +1208,8 @@ enum proto_next proto_text_process(struct conn *c)
     if ((uintptr_t)c->text.prefetched <= (uintptr_t)c->rcurr)
         prefetch_ahead(c);
     char *line = c->rcurr;
-    char *nl = memchr(line, '\n', c->rbytes);
+    const struct proto_text_line *scanned = scanned_line(c);
+    char *nl = scanned ? scanned->nl : memchr(line, '\n', c->rbytes);
     if (!nl) {
         forget_prefetch(c);
         return incomplete_line(c);
@@ -1183,7 +1220,9 @@ enum proto_next proto_text_process(struct conn *c)
         len--;
     if (settings.verbose >= 2)
         mc_logf("<%d %.*s", c->fd, (int)len, line);
-    enum proto_next next = execute(c, line, len);
+    c->text.noreply = false;
+    enum proto_next next = scanned ? run(c, scanned->cmd, scanned->rest, line + len)
+                                   : execute(c, line, len);
     if (c->rbytes == 0 || (next == PROTO_NREAD && c->nread_left > 0) ||
         (next == PROTO_SWALLOW && c->swallow_left > 0))
         forget_prefetch(c);

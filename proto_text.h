@@ -50,6 +50,19 @@ struct proto_meta_pending {
 /* Keys hashed ahead by the prefetch scan of a pipelined batch, at most. */
 #define PROTO_TEXT_PREFETCH_KEYS 16
 
+/* A command line the prefetch scan read (a retrieval or a storage
+ * command): where it starts and where its "\n" is, where the arguments
+ * after its command word start, and its entry in proto_text.c's command
+ * table.  Describes the bytes at start only while they are unchanged (see
+ * hashed_rgen). */
+struct text_command;
+struct proto_text_line {
+    const char *start;
+    char *nl;
+    char *rest;
+    const struct text_command *cmd;
+};
+
 /* Per-connection text protocol state that outlives one event. */
 struct proto_text_state {
     /* A storage command waiting for its value: the item being filled, and
@@ -79,7 +92,13 @@ struct proto_text_state {
     uint32_t hashed_hv[PROTO_TEXT_PREFETCH_KEYS];
     uint8_t nhashed;
     uint8_t hashed_next;
+    /* The lines that pass read, in input order, under the same rule: the
+     * command at rcurr reuses its line's entry instead of finding its
+     * "\n" and looking its word up again; lines_next..nlines not run yet. */
+    uint8_t nlines;
+    uint8_t lines_next;
     uint32_t hashed_rgen;
+    struct proto_text_line lines[PROTO_TEXT_PREFETCH_KEYS];
 };
 
 /* A space-separated token of a command line, inside the read buffer. */
