@@ -616,6 +616,29 @@ static enum proto_next get_done(struct conn *c, bool queue_end)
     return queue_end ? out_end(c) : PROTO_NEXT_CMD;
 }
 
+/* The retrieval's next key, from the saved position on, which it passes;
+ * false when none is left.  A key the prefetch scan read (the next unused
+ * hash is for this address: see key_hash) has the length the scan found,
+ * so its bytes are not walked again. */
+static inline bool next_key(struct conn *c, struct proto_token *key)
+{
+    struct proto_text_state *st = &c->text;
+    char *s = st->keys, *end = st->keys_end;
+    while (s < end && *s == ' ')
+        s++;
+    if (s == end) {
+        st->keys = s;
+        return false;
+    }
+    unsigned i = st->hashed_next;
+    bool scanned = i < st->nhashed && st->hashed_key[i] == s &&
+                   st->hashed_rgen == c->rgen;
+    key->s = s;
+    key->len = scanned ? st->hashed_len[i] : (size_t)(find_space(s, end) - s);
+    st->keys = s + key->len;
+    return true;
+}
+
 /* Answer keys from the saved position until done or the output is full. */
 static enum proto_next get_continue(struct conn *c)
 {
@@ -623,7 +646,7 @@ static enum proto_next get_continue(struct conn *c)
     bool with_cas = st->get_flags & TEXT_GET_CAS;
     bool touch = st->get_flags & TEXT_GET_TOUCH;
     struct proto_token key;
-    while (next_token(&st->keys, st->keys_end, &key)) {
+    while (next_key(c, &key)) {
         item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
                          : storage_get_hv(key.s, key.len,
                                           key_hash(c, key.s, key.len), c->ts);
