@@ -250,16 +250,27 @@ static const char digit_pairs[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* Every VALUE line formats two numbers (flags, often 0, and the length):
- * count the digits first, then write them from the end, two at a time. */
+/* Every VALUE line formats two numbers (flags, often 0, and the length,
+ * often below 1000): those take a branch of their own.  Longer ones count
+ * the digits first, then write them from the end, two at a time. */
 static inline char *fmt_u64(char *p, uint64_t v)
 {
     if (v < 10) {
         *p = (char)('0' + v);
         return p + 1;
     }
-    unsigned n = 2;
-    for (uint64_t lim = 100; n < 20 && v >= lim; lim *= 10)
+    if (v < 100) {
+        memcpy(p, digit_pairs + 2 * v, 2);
+        return p + 2;
+    }
+    if (v < 1000) {
+        unsigned h = (unsigned)v / 100;
+        p[0] = (char)('0' + h);
+        memcpy(p + 1, digit_pairs + 2 * ((unsigned)v - 100 * h), 2);
+        return p + 3;
+    }
+    unsigned n = 4;
+    for (uint64_t lim = 10000; n < 20 && v >= lim; lim *= 10)
         n++;
     char *q = p + n;
     while (v >= 100) {
