@@ -806,7 +806,7 @@ static const struct proto_ops *proto_ops_of(enum protocol p)
 /* The protocol module for this connection's commands (see proto_ops_of).
  * Under -B auto the first byte decides: 0x80 is the binary protocol's
  * request magic. */
-static const struct proto_ops *conn_proto(struct conn *c)
+static inline const struct proto_ops *conn_proto(struct conn *c)
 {
     if (c->protocol == PROTO_NEGOTIATE) {
         c->protocol = (unsigned char)c->rcurr[0] == PROTO_BIN_REQ_MAGIC
