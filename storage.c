@@ -333,8 +333,8 @@ enum store_result storage_store(item *it, const struct store_req *req,
 /* ---- Reading ---- */
 
 /* Count a read of one key (get or gat). */
-static void count_read(struct thread_stats *ts, const item *it,
-                       enum item_state st)
+static inline void count_read(struct thread_stats *ts, const item *it,
+                              enum item_state st)
 {
     if (ts == NULL)
         return;
