@@ -405,6 +405,8 @@ static bool take_chain(struct assoc_walk *w, item **table, uint64_t b,
     return ok;
 }
 
+#define WALK_PREFETCH_AHEAD 16
+
 bool assoc_walk_bucket(struct assoc_walk *w, bool (*keep)(const item *it),
                        bool *oom)
 {
@@ -421,6 +423,13 @@ bool assoc_walk_bucket(struct assoc_walk *w, bool (*keep)(const item *it),
             w->bucket = __atomic_load_n(&expand_bucket, __ATOMIC_RELAXED);
             continue;
         }
+        /* A bulk sync walks memory no cache holds: ask for the head item
+         * of a bucket WALK_PREFETCH_AHEAD on while this one is taken (a
+         * relinked head is still slab memory, and a prefetch never
+         * faults). */
+        if (w->bucket + WALK_PREFETCH_AHEAD < end)
+            __builtin_prefetch(__atomic_load_n(&table[w->bucket + WALK_PREFETCH_AHEAD],
+                                               __ATOMIC_RELAXED));
         if (!take_chain(w, table, w->bucket, keep)) {
             *oom = true;
             return false;
