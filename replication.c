@@ -456,6 +456,14 @@ static void repl_hook_flush(rel_time_t when, uint64_t version)
 
 /* ---- Out queue (replication thread) ---- */
 
+/* The out queue's slot i places after its head (i < out_cap), without a
+ * division: build_iov looks up two slots per message. */
+static inline struct out_msg *out_at(const struct link *l, size_t i)
+{
+    size_t k = l->out_head + i;
+    return &l->out[k < l->out_cap ? k : k - l->out_cap];
+}
+
 static bool out_push(struct link *l, uint8_t type, item *it, uint64_t a, uint64_t b)
 {
     if (l->out_len == l->out_cap) {
@@ -464,13 +472,13 @@ static bool out_push(struct link *l, uint8_t type, item *it, uint64_t a, uint64_
         if (n == NULL)
             return false;
         for (size_t i = 0; i < l->out_len; i++)
-            n[i] = l->out[(l->out_head + i) % l->out_cap];
+            n[i] = *out_at(l, i);
         free(l->out);
         l->out = n;
         l->out_cap = ncap;
         l->out_head = 0;
     }
-    struct out_msg *m = &l->out[(l->out_head + l->out_len) % l->out_cap];
+    struct out_msg *m = out_at(l, l->out_len);
     m->type = type;
     m->it = it;
     m->a = a;
@@ -645,14 +653,13 @@ static int build_iov(struct link *l, struct iovec *iov, uint8_t (*hdrs)[FRAME_HD
     size_t skip = l->out_off;
     size_t msgs = 0;
     for (size_t i = 0; i < l->out_len && msgs < max_msgs; i++, msgs++) {
-        struct out_msg *m = &l->out[(l->out_head + i) % l->out_cap];
+        struct out_msg *m = out_at(l, i);
         /* A bulk sync's items were walked long ago: their headers are out
          * of the cache by now.  Ask for one IOV_PREFETCH_AHEAD on. */
         if (i + IOV_PREFETCH_AHEAD < l->out_len) {
-            const struct out_msg *ahead =
-                &l->out[(l->out_head + i + IOV_PREFETCH_AHEAD) % l->out_cap];
-            if (ahead->it != NULL)
-                __builtin_prefetch(ahead->it);
+            const item *ahead = out_at(l, i + IOV_PREFETCH_AHEAD)->it;
+            if (ahead != NULL)
+                __builtin_prefetch(ahead);
         }
         uint8_t *h = hdrs[msgs];
         struct iovec parts[3];
