@@ -669,7 +669,7 @@ static size_t read_answer(int fd, char *buf, size_t cap, const char *last)
  * A's STORED to the answer from B that holds the value (an upper bound: B
  * may have had it up to one get round trip earlier).  A key B still lacks
  * after LAG_GIVE_UP_NS is counted as lost.  -g microseconds pass between
- * samples. */
+ * samples on average. */
 static void run_lag(void)
 {
     int a = connect_to(&cfg.addr, cfg.addrlen);
@@ -680,6 +680,7 @@ static void run_lag(void)
         die("malloc");
     static struct counters c;
     uint64_t lost = 0, polls = 0, samples = 0;
+    uint64_t rng = now_ns() | 1;
     uint64_t end = now_ns() + (uint64_t)(cfg.duration * 1e9);
     for (uint64_t i = 0; now_ns() < end; i++) {
         char key[KEY_MAX + 16];
@@ -709,8 +710,11 @@ static void run_lag(void)
                 break;
             }
         }
+        /* A random pause, uniform in [0, 2 * -g): with a fixed one the
+         * samples lock in phase with the sender's batching period and the
+         * percentiles measure that phase instead of the lag. */
         if (cfg.lag_gap_us)
-            usleep(cfg.lag_gap_us);
+            usleep((useconds_t)(rng_next(&rng) % (2 * (uint64_t)cfg.lag_gap_us)));
     }
     uint64_t min_us = 0;
     for (unsigned bkt = 0; bkt < HIST_BUCKETS; bkt++)
@@ -749,7 +753,7 @@ static void usage(FILE *to)
         "  -r RATE       cap on requests per second over all connections (default none)\n"
         "  -F            fill: set each key of the key space once, then exit\n"
         "  -L host:port  lag mode: set on -s, then get from this node until it has the key\n"
-        "  -g USEC       lag mode: pause between samples (default 500)\n"
+        "  -g USEC       lag mode: mean random pause between samples (default 500)\n"
         "Prints one line of key=value figures.\n");
 }
 
