@@ -18,7 +18,9 @@
  *
  *   conn_waiting  --readable-->  conn_read / conn_nread / conn_swallow
  *   conn_read     --bytes-->     conn_parse_cmd      (EOF/error: conn_closing)
- *   conn_parse_cmd --protocol--> conn_new_cmd (command done), conn_read
+ *   conn_parse_cmd --protocol--> conn_new_cmd (command done; when that
+ *                                would only come back here, the next
+ *                                command runs at once), conn_read
  *                                (incomplete), conn_nread, conn_swallow,
  *                                conn_write (pause, close)
  *   conn_nread    --value in-->  protocol value_read --> conn_new_cmd
@@ -861,6 +863,33 @@ static void conn_after_protocol(struct conn *c, enum proto_next next)
     }
 }
 
+/* After a command completed: true when conn_next_command() would only go
+ * back to conn_parse_cmd (a TCP/UNIX connection with input left, room for
+ * more output, -R budget left and nothing failed). */
+static inline bool conn_parse_goes_on(const struct conn *c)
+{
+    return c->transport != CONN_UDP && !c->out_failed && c->rbytes > 0 &&
+           !conn_out_full(c) && c->nreqs + 1 < settings.reqs_per_event;
+}
+
+/* conn_parse_cmd: let the protocol run the buffered commands.  A command
+ * that completes at once is followed by the next one right here when the
+ * machine would come straight back (conn_parse_goes_on): a pipelined batch
+ * then makes no round trip through conn_new_cmd per command. */
+static void conn_parse_input(struct conn *c)
+{
+    enum proto_next (*process)(struct conn *) = conn_proto(c)->process;
+    for (;;) {
+        ATOMIC_SET(c->last_cmd_time, current_time);
+        enum proto_next next = process(c);
+        if (next != PROTO_NEXT_CMD || !conn_parse_goes_on(c)) {
+            conn_after_protocol(c, next);
+            return;
+        }
+        c->nreqs++;
+    }
+}
+
 /* conn_nread: move value bytes from the socket straight into the item. */
 static void conn_read_value(struct conn *c)
 {
@@ -934,8 +963,7 @@ static void conn_drive(struct conn *c)
             conn_read_input(c);
             break;
         case conn_parse_cmd:
-            ATOMIC_SET(c->last_cmd_time, current_time);
-            conn_after_protocol(c, conn_proto(c)->process(c));
+            conn_parse_input(c);
             break;
         case conn_nread:
             conn_read_value(c);
