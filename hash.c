@@ -5,71 +5,19 @@
  * Both read the key byte by byte and assemble little-endian words, so the
  * result does not depend on the host's byte order or on the key's
  * alignment (keys sit at odd offsets inside items and read buffers).
+ * murmur3's body is an inline function of hash.h (hash_murmur3_inline), so
+ * the hot paths (hash_key_inline) do not call through hash_key for it.
  * No state besides the hash_key pointer, which is set before threads start.
  */
 #include "hash.h"
 
 uint32_t (*hash_key)(const void *key, size_t len) = hash_murmur3;
 
-static inline uint32_t rotl32(uint32_t x, unsigned r)
-{
-    return (x << r) | (x >> (32 - r));
-}
-
-/* The little-endian 32-bit word at p. */
-static inline uint32_t load_le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* ---- murmur3 ---- */
-
-#define MURMUR_C1 0xcc9e2d51u
-#define MURMUR_C2 0x1b873593u
-
-/* One 32-bit block scrambled before it is mixed into the state. */
-static inline uint32_t murmur_scramble(uint32_t k)
-{
-    k *= MURMUR_C1;
-    k = rotl32(k, 15);
-    return k * MURMUR_C2;
-}
 
 uint32_t hash_murmur3(const void *key, size_t len)
 {
-    const unsigned char *p = key;
-    uint32_t h = 0;
-    size_t nblocks = len / 4;
-
-    for (size_t i = 0; i < nblocks; i++, p += 4) {
-        h ^= murmur_scramble(load_le32(p));
-        h = rotl32(h, 13);
-        h = h * 5 + 0xe6546b64u;
-    }
-
-    /* The 1 to 3 trailing bytes form one last, partial block. */
-    uint32_t k = 0;
-    switch (len & 3) {
-    case 3:
-        k |= (uint32_t)p[2] << 16;
-        /* fall through */
-    case 2:
-        k |= (uint32_t)p[1] << 8;
-        /* fall through */
-    case 1:
-        k |= p[0];
-        h ^= murmur_scramble(k);
-    }
-
-    /* Finalization: avalanche every input bit over the result. */
-    h ^= (uint32_t)len;
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    h ^= h >> 16;
-    return h;
+    return hash_murmur3_inline(key, len);
 }
 
 /* ---- jenkins lookup3 ---- */
@@ -77,24 +25,24 @@ uint32_t hash_murmur3(const void *key, size_t len)
 /* Reversibly mix three words (done once per 12-byte block). */
 #define JENKINS_MIX(a, b, c)                                                 \
     do {                                                                     \
-        a -= c; a ^= rotl32(c, 4);  c += b;                                  \
-        b -= a; b ^= rotl32(a, 6);  a += c;                                  \
-        c -= b; c ^= rotl32(b, 8);  b += a;                                  \
-        a -= c; a ^= rotl32(c, 16); c += b;                                  \
-        b -= a; b ^= rotl32(a, 19); a += c;                                  \
-        c -= b; c ^= rotl32(b, 4);  b += a;                                  \
+        a -= c; a ^= hash_rotl32(c, 4);  c += b;                             \
+        b -= a; b ^= hash_rotl32(a, 6);  a += c;                             \
+        c -= b; c ^= hash_rotl32(b, 8);  b += a;                             \
+        a -= c; a ^= hash_rotl32(c, 16); c += b;                             \
+        b -= a; b ^= hash_rotl32(a, 19); a += c;                             \
+        c -= b; c ^= hash_rotl32(b, 4);  b += a;                             \
     } while (0)
 
 /* Final mixing of the three words into c. */
 #define JENKINS_FINAL(a, b, c)                                               \
     do {                                                                     \
-        c ^= b; c -= rotl32(b, 14);                                          \
-        a ^= c; a -= rotl32(c, 11);                                          \
-        b ^= a; b -= rotl32(a, 25);                                          \
-        c ^= b; c -= rotl32(b, 16);                                          \
-        a ^= c; a -= rotl32(c, 4);                                           \
-        b ^= a; b -= rotl32(a, 14);                                          \
-        c ^= b; c -= rotl32(b, 24);                                          \
+        c ^= b; c -= hash_rotl32(b, 14);                                     \
+        a ^= c; a -= hash_rotl32(c, 11);                                     \
+        b ^= a; b -= hash_rotl32(a, 25);                                     \
+        c ^= b; c -= hash_rotl32(b, 16);                                     \
+        a ^= c; a -= hash_rotl32(c, 4);                                      \
+        b ^= a; b -= hash_rotl32(a, 14);                                     \
+        c ^= b; c -= hash_rotl32(b, 24);                                     \
     } while (0)
 
 uint32_t hash_jenkins(const void *key, size_t len)
@@ -104,9 +52,9 @@ uint32_t hash_jenkins(const void *key, size_t len)
     a = b = c = 0xdeadbeefu + (uint32_t)len;
 
     while (len > 12) {
-        a += load_le32(k);
-        b += load_le32(k + 4);
-        c += load_le32(k + 8);
+        a += hash_load_le32(k);
+        b += hash_load_le32(k + 4);
+        c += hash_load_le32(k + 8);
         JENKINS_MIX(a, b, c);
         len -= 12;
         k += 12;

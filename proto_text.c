@@ -509,7 +509,7 @@ static uint32_t key_hash_slow(struct conn *c, const char *key, size_t len)
         if (st->hashed_key[i] == key && st->hashed_len[i] == len)
             return st->hashed_hv[i];
     }
-    return hash_key(key, len);
+    return hash_key_inline(key, len);
 }
 
 /* hash_key() of the key [key, key + len) of the command running now: the
@@ -536,7 +536,7 @@ static inline void hash_ahead(struct proto_text_state *st, unsigned n,
 {
     st->hashed_key[n] = key->s;
     st->hashed_len[n] = (uint32_t)key->len;
-    st->hashed_hv[n] = hash_key(key->s, key->len);
+    st->hashed_hv[n] = hash_key_inline(key->s, key->len);
     assoc_prefetch_bucket(st->hashed_hv[n]);
 }
 
