@@ -34,7 +34,7 @@
  * Memory: an idle connection holds only its struct.  Read buffers
  * (RBUF_SIZE) are borrowed from the thread's pool while a connection has
  * unprocessed input and returned as soon as it has none.  Output goes into
- * blocks (OUT_BLOCK_SIZE) borrowed the same way: each block has room for
+ * blocks (CONN_OUT_BLOCK_SIZE) borrowed the same way: each block has room for
  * response text, the iovecs that point at that text and at item values,
  * and the items those iovecs reference.  Text never moves once queued, and
  * every referenced item is released right after its bytes are written.
@@ -93,27 +93,13 @@
 #define UDP_HEADER_SIZE 8
 #define UDP_DGRAM_MAX 1400          /* memcached's datagram size, header included */
 #define UDP_SEND_WAIT_MS 100
-#define OUT_BLOCK_SIZE 16384
-#define OUT_IOV 256
-#define OUT_ITEMS 128
 #define OUT_POOL_MAX 64             /* free output blocks kept per thread */
 #define OUT_FULL_BLOCKS 4           /* a long response pauses at this many blocks */
 #define OUT_FULL_HELD (4u << 20)    /* ... or this many bytes of item values */
 #define DRAIN_TIMEOUT_MS 5000
 #define GATHER_MAX 1024             /* iovecs per sendmsg (Linux IOV_MAX) */
 
-struct out_block {
-    struct out_block *next;
-    uint32_t niov;          /* iovecs in use */
-    uint32_t iov_done;      /* iovecs completely written */
-    uint32_t nitems;
-    uint32_t text_used;
-    struct iovec iov[OUT_IOV];
-    item *items[OUT_ITEMS];
-    char text[];
-};
-#define OUT_TEXT_SIZE (OUT_BLOCK_SIZE - offsetof(struct out_block, text))
-_Static_assert(OUT_TEXT_SIZE >= 4 * CONN_OUT_RESERVE_MAX,
+_Static_assert(CONN_OUT_TEXT_SIZE >= 4 * CONN_OUT_RESERVE_MAX,
                "an output block must hold several reserved text pieces");
 
 /* A pooled read buffer, linked through its first bytes while free. */
@@ -249,7 +235,7 @@ static struct out_block *out_block_get(struct conn_thread *ct)
         ct->out_pool = b->next;
         ct->out_pool_n--;
     } else {
-        b = malloc(OUT_BLOCK_SIZE);
+        b = malloc(CONN_OUT_BLOCK_SIZE);
         if (!b)
             return NULL;
         GAUGE_ADD(ct->g_outs, 1);
@@ -312,43 +298,16 @@ static struct out_block *conn_out_grow(struct conn *c)
     return b;
 }
 
-char *conn_out_reserve(struct conn *c, size_t len)
+char *conn_out_reserve_fresh(struct conn *c)
 {
-    struct out_block *b = c->out_tail;
-    if (!b || b->niov == OUT_IOV || OUT_TEXT_SIZE - b->text_used < len) {
-        b = conn_out_grow(c);
-        if (!b)
-            return NULL;
-    }
-    return b->text + b->text_used;
-}
-
-/* The text just written at the reserved spot becomes part of the output;
- * it extends the previous iovec when that one ends right there. */
-void conn_out_commit(struct conn *c, size_t len)
-{
-    struct out_block *b = c->out_tail;
-    if (len == 0)
-        return;
-    char *p = b->text + b->text_used;
-    if (b->niov > 0) {
-        struct iovec *last = &b->iov[b->niov - 1];
-        if ((char *)last->iov_base + last->iov_len == p) {
-            last->iov_len += len;
-            b->text_used += (uint32_t)len;
-            return;
-        }
-    }
-    b->iov[b->niov].iov_base = p;
-    b->iov[b->niov].iov_len = len;
-    b->niov++;
-    b->text_used += (uint32_t)len;
+    struct out_block *b = conn_out_grow(c);
+    return b ? b->text : NULL;
 }
 
 void conn_out(struct conn *c, const char *s, size_t len)
 {
     while (len > 0) {
-        size_t chunk = len < OUT_TEXT_SIZE ? len : OUT_TEXT_SIZE;
+        size_t chunk = len < CONN_OUT_TEXT_SIZE ? len : CONN_OUT_TEXT_SIZE;
         char *p = conn_out_reserve(c, chunk);
         if (!p)
             return;
@@ -364,7 +323,7 @@ void conn_out(struct conn *c, const char *s, size_t len)
 static void conn_out_item_bytes(struct conn *c, item *it, size_t len)
 {
     struct out_block *b = c->out_tail;
-    if (!b || b->niov == OUT_IOV || b->nitems == OUT_ITEMS) {
+    if (!b || b->niov == CONN_OUT_IOV || b->nitems == CONN_OUT_ITEMS) {
         b = conn_out_grow(c);
         if (!b) {
             item_release(it);
@@ -1260,7 +1219,7 @@ void conn_get_totals(struct conn_totals *out)
         uint64_t rbufs = ATOMIC_GET(ct->g_rbufs);
         out->connection_structures += ATOMIC_GET(ct->g_conns);
         out->response_obj_count += outs;
-        out->response_obj_bytes += outs * OUT_BLOCK_SIZE;
+        out->response_obj_bytes += outs * CONN_OUT_BLOCK_SIZE;
         out->read_buf_count += rbufs;
         out->read_buf_bytes += rbufs * RBUF_SIZE;
         out->read_buf_bytes_free += ATOMIC_GET(ct->g_rbufs_free) * RBUF_SIZE;

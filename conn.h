@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -186,12 +187,62 @@ static inline void conn_consume(struct conn *c, size_t n)
 /* Queue len bytes of response text (copied). */
 void conn_out(struct conn *c, const char *s, size_t len);
 
+/* An output block (conn.c): response text, the iovecs that point at that
+ * text and at item values, and the items those iovecs reference.  Defined
+ * here only so that conn_out_reserve() and conn_out_commit(), called for
+ * every answer, are inlined into the protocols; nothing else outside
+ * conn.c touches it. */
+#define CONN_OUT_BLOCK_SIZE 16384
+#define CONN_OUT_IOV 256
+#define CONN_OUT_ITEMS 128
+struct out_block {
+    struct out_block *next;
+    uint32_t niov;          /* iovecs in use */
+    uint32_t iov_done;      /* iovecs completely written */
+    uint32_t nitems;
+    uint32_t text_used;
+    struct iovec iov[CONN_OUT_IOV];
+    item *items[CONN_OUT_ITEMS];
+    char text[];
+};
+#define CONN_OUT_TEXT_SIZE (CONN_OUT_BLOCK_SIZE - offsetof(struct out_block, text))
+
+/* conn_out_reserve() when the last block is full: the text of a fresh
+ * block appended to the output, or NULL when out of memory. */
+char *conn_out_reserve_fresh(struct conn *c);
+
 /* Room for up to len (<= CONN_OUT_RESERVE_MAX) bytes of response text;
  * conn_out_commit() then queues the bytes actually written.  Returns NULL
  * when out of memory (the connection will be closed). */
 #define CONN_OUT_RESERVE_MAX 2048
-char *conn_out_reserve(struct conn *c, size_t len);
-void conn_out_commit(struct conn *c, size_t len);
+static inline char *conn_out_reserve(struct conn *c, size_t len)
+{
+    struct out_block *b = c->out_tail;
+    if (b && b->niov < CONN_OUT_IOV && CONN_OUT_TEXT_SIZE - b->text_used >= len)
+        return b->text + b->text_used;
+    return conn_out_reserve_fresh(c);
+}
+
+/* The text just written at the reserved spot becomes part of the output;
+ * it extends the previous iovec when that one ends right there. */
+static inline void conn_out_commit(struct conn *c, size_t len)
+{
+    struct out_block *b = c->out_tail;
+    if (len == 0)
+        return;
+    char *p = b->text + b->text_used;
+    b->text_used += (uint32_t)len;
+    if (b->niov > 0) {
+        struct iovec *last = &b->iov[b->niov - 1];
+        if ((char *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return;
+        }
+    }
+    b->iov[b->niov].iov_base = p;
+    b->iov[b->niov].iov_len = len;
+    b->niov++;
+}
 
 /* Queue the value of it (ITEM_data, nbytes, "\r\n" included), sent straight
  * from item memory.  Takes over the caller's reference, which is dropped
