@@ -45,7 +45,7 @@
  *
  * Locking.
  *   - item locks: 2^min(hashpower_init, 12) spinlocks, item_lock(hv) =
- *     locks[hv & mask].  Held for every lookup and change of a key's hash
+ *     item_lock_table[hv & item_lock_mask] (inlined from items.h).  Held for every lookup and change of a key's hash
  *     chain and item fields.  item_lock_all() takes them all in index order
  *     (only the hash expansion does, holding no other item lock).  Spin,
  *     not mutex: they are held for a lookup or a relink, and a mutex's
@@ -104,9 +104,9 @@ struct lru {
 
 static struct lru lrus[MAX_SLAB_CLASSES];
 
-static uint32_t *item_locks;        /* atomic: 1 while held */
+uint32_t *item_lock_table;          /* atomic: 1 while held */
+uint32_t item_lock_mask;
 static uint32_t item_lock_count;
-static uint32_t item_lock_mask;
 
 static uint64_t total_items;        /* atomic */
 static uint64_t flush_floor;        /* atomic: versions below are dead */
@@ -125,8 +125,8 @@ bool items_init(unsigned hashpower)
                                                      : ITEM_LOCK_POWER_MAX;
     item_lock_count = 1u << power;
     item_lock_mask = item_lock_count - 1;
-    item_locks = calloc(item_lock_count, sizeof(*item_locks));
-    if (item_locks == NULL)
+    item_lock_table = calloc(item_lock_count, sizeof(*item_lock_table));
+    if (item_lock_table == NULL)
         return false;
     for (unsigned i = 0; i < MAX_SLAB_CLASSES; i++) {
         memset(&lrus[i], 0, sizeof(lrus[i]));
@@ -147,7 +147,7 @@ bool items_init(unsigned hashpower)
 
 /* The spinlock l was busy: wait reading it (no cache line ping-pong),
  * politely, yielding now and then, and take it once it is free. */
-static void spin_wait(uint32_t *l)
+void item_spin_wait(uint32_t *l)
 {
     do {
         unsigned spins = 0;
@@ -164,30 +164,9 @@ static void spin_wait(uint32_t *l)
     } while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0);
 }
 
-static inline void spin_lock(uint32_t *l)
-{
-    if (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0)
-        spin_wait(l);
-}
-
-static inline void spin_unlock(uint32_t *l)
-{
-    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
-}
-
-void item_lock(uint32_t hv)
-{
-    spin_lock(&item_locks[hv & item_lock_mask]);
-}
-
-void item_unlock(uint32_t hv)
-{
-    spin_unlock(&item_locks[hv & item_lock_mask]);
-}
-
 bool item_trylock(uint32_t hv)
 {
-    uint32_t *l = &item_locks[hv & item_lock_mask];
+    uint32_t *l = &item_lock_table[hv & item_lock_mask];
     return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
            __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
 }
@@ -195,13 +174,13 @@ bool item_trylock(uint32_t hv)
 void item_lock_all(void)
 {
     for (uint32_t i = 0; i < item_lock_count; i++)
-        spin_lock(&item_locks[i]);
+        item_spin_lock(&item_lock_table[i]);
 }
 
 void item_unlock_all(void)
 {
     for (uint32_t i = item_lock_count; i-- > 0;)
-        spin_unlock(&item_locks[i]);
+        item_spin_unlock(&item_lock_table[i]);
 }
 
 /* ---- LRU lists (the LRU's lock held) ---- */

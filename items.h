@@ -72,8 +72,36 @@ typedef struct _item {
 #define ITEM_size(it)  ITEM_ntotal((it)->nkey, (it)->nbytes)
 
 /* ---- Item locks (striped by key hash) ---- */
-void item_lock(uint32_t hv);
-void item_unlock(uint32_t hv);
+/* The spinlocks (items.c): item_lock_table[hv & item_lock_mask] is 1 while
+ * held.  Set up by items_init() before any other thread starts, read-only
+ * afterwards; public only so that the lock and unlock of every request are
+ * inlined. */
+extern uint32_t *item_lock_table;
+extern uint32_t item_lock_mask;
+
+/* The spinlock l was busy: wait until it is free and take it. */
+void item_spin_wait(uint32_t *l);
+
+static inline void item_spin_lock(uint32_t *l)
+{
+    if (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0)
+        item_spin_wait(l);
+}
+
+static inline void item_spin_unlock(uint32_t *l)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
+
+static inline void item_lock(uint32_t hv)
+{
+    item_spin_lock(&item_lock_table[hv & item_lock_mask]);
+}
+
+static inline void item_unlock(uint32_t hv)
+{
+    item_spin_unlock(&item_lock_table[hv & item_lock_mask]);
+}
 /* Take every item lock in order (hash table resize switches tables under
  * this); never called with an item lock already held. */
 void item_lock_all(void);
