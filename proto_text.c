@@ -165,26 +165,11 @@ static const char *tok_cstr(struct proto_token *t)
     return t->s;
 }
 
-/* Parse a decimal token the way memcached's strtoull-based helpers do:
- * blanks around it and a leading '+' are allowed, nothing else, and a
- * value that overflows 64 bits is refused.  neg (may be NULL) accepts and
- * reports a leading '-'. */
-static bool tok_digits(const struct proto_token *t, uint64_t *out, bool *neg)
+/* tok_digits() for any token but plain digits short enough not to
+ * overflow. */
+static bool tok_digits_slow(const struct proto_token *t, uint64_t *out, bool *neg)
 {
     const char *p = t->s, *end = t->s + t->len;
-    /* The usual token: up to 19 plain digits, which can't overflow. */
-    if (t->len <= 19) {
-        uint64_t v = 0;
-        while (p < end && (unsigned)(*p - '0') <= 9)
-            v = v * 10 + (unsigned)(*p++ - '0');
-        if (p == end && t->len > 0) {
-            if (neg)
-                *neg = false;
-            *out = v;
-            return true;
-        }
-        p = t->s;
-    }
     while (p < end && isspace((unsigned char)*p))
         p++;
     if (neg) {
@@ -209,6 +194,28 @@ static bool tok_digits(const struct proto_token *t, uint64_t *out, bool *neg)
         return false;
     *out = v;
     return true;
+}
+
+/* Parse a decimal token the way memcached's strtoull-based helpers do:
+ * blanks around it and a leading '+' are allowed, nothing else, and a
+ * value that overflows 64 bits is refused.  neg (may be NULL) accepts and
+ * reports a leading '-'.  The usual token, 1 to 19 plain digits (which
+ * can't overflow), is parsed inline: a storage command has three numbers. */
+static inline bool tok_digits(const struct proto_token *t, uint64_t *out, bool *neg)
+{
+    if (t->len - 1 < 19) {
+        const char *p = t->s, *end = t->s + t->len;
+        uint64_t v = 0;
+        while (p < end && (unsigned)(*p - '0') <= 9)
+            v = v * 10 + (unsigned)(*p++ - '0');
+        if (p == end) {
+            if (neg)
+                *neg = false;
+            *out = v;
+            return true;
+        }
+    }
+    return tok_digits_slow(t, out, neg);
 }
 
 static bool tok_u64(const struct proto_token *t, uint64_t *out)
