@@ -45,8 +45,9 @@
  *
  * Locking.
  *   - item locks: 2^min(hashpower_init, 12) spinlocks, item_lock(hv) =
- *     item_lock_table[hv & item_lock_mask] (inlined from items.h).  Held for every lookup and change of a key's hash
- *     chain and item fields.  item_lock_all() takes them all in index order
+ *     item_lock_table[hv & item_lock_mask] (inlined from items.h).  Held
+ *     for every lookup and change of a key's hash chain and item fields.
+ *     item_lock_all() takes them all in index order
  *     (only the hash expansion does, holding no other item lock).  Spin,
  *     not mutex: they are held for a lookup or a relink, and a mutex's
  *     lock/unlock pair cost several times the instructions of a lookup

@@ -1109,7 +1109,7 @@ static const uint8_t *prefetch_frames(const uint8_t *p, const uint8_t *end)
         uint8_t nkey;
         const uint8_t *key = frame_key(p[4], p + FRAME_HDR, len, &nkey);
         if (key != NULL) {
-            hv[n] = hash_key(key, nkey);
+            hv[n] = hash_key_inline(key, nkey);
             assoc_prefetch_bucket(hv[n++]);
         }
         p += FRAME_HDR + len;
