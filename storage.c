@@ -556,8 +556,12 @@ bool storage_debug(const char *key, size_t nkey, struct storage_item_debug *out)
                                                           : it->slabs_clsid;
         out->size = ITEM_size(it);
     }
+    /* Tested before the unlock: st's address went to item_lookup, so past
+     * an opaque call the compiler could no longer tell that *out is set
+     * whenever true is returned (gcc -flto warns). */
+    bool live = st == ITEM_STATE_LIVE;
     item_unlock(hv);
-    return st == ITEM_STATE_LIVE;
+    return live;
 }
 
 /* ---- Arithmetic ---- */
