@@ -6,10 +6,11 @@
  * A command line is split on spaces only (a tab or control byte is part of
  * a key, as in memcached); leading spaces are skipped, one "\r" before the
  * "\n" is dropped.  Each command lists how many tokens it accepts (its name
- * included); any other count is "ERROR", memcached's answer.  The command
- * table is the one place a command is named; the meta commands (mg ms md
- * ma mn me) are in it too and are run by proto_meta.c, which shares this
- * file's tokenizer and number formatting.
+ * included; parse_store() knows the storage commands'); any other count is
+ * "ERROR", memcached's answer.  The command table is the one place a
+ * command is named; the meta commands (mg ms md ma mn me) are in it too
+ * and are run by proto_meta.c, which shares this file's tokenizer and
+ * number formatting.
  *
  * The parser never allocates: tokens point into the connection's read
  * buffer, numbers are parsed in place, and answers are formatted straight
@@ -537,15 +538,54 @@ static inline uint32_t key_hash(struct conn *c, const char *key, size_t len)
     return key_hash_slow(c, key, len);
 }
 
-/* Hash key as the n-th key of the scan (kept for key_hash()) and start
- * loading its bucket. */
+/* Hash the key [key, key + len) as the n-th key of the scan (kept for
+ * key_hash()) and start loading its bucket. */
 static inline void hash_ahead(struct proto_text_state *st, unsigned n,
-                              const struct proto_token *key)
+                              const char *key, size_t len)
 {
-    st->hashed_key[n] = key->s;
-    st->hashed_len[n] = (uint32_t)key->len;
-    st->hashed_hv[n] = hash_key_inline(key->s, key->len);
+    st->hashed_key[n] = key;
+    st->hashed_len[n] = (uint32_t)len;
+    st->hashed_hv[n] = hash_key_inline(key, len);
     assoc_prefetch_bucket(st->hashed_hv[n]);
+}
+
+/* How a storage command line parsed (proto_text_store_args.status). */
+enum store_parse {
+    STORE_PARSE_OK,
+    STORE_PARSE_ERROR,      /* a wrong number of tokens: "ERROR" */
+    STORE_PARSE_BAD,        /* "CLIENT_ERROR bad command line format" */
+};
+
+/* Parse [p, end), the arguments of the storage command op, into *a:
+ *   <key> <flags> <exptime> <bytes> [noreply]
+ *   cas: <key> <flags> <exptime> <bytes> <cas unique> [noreply]
+ * With a valid number of tokens, the last one saying "noreply" silences
+ * the command, even if it stands where <bytes> should (the line is then
+ * refused without a word). */
+static void parse_store(int op, char *p, char *end, struct proto_text_store_args *a)
+{
+    int nargs = op == STORE_OP_CAS ? 5 : 4;
+    struct proto_token t[7];
+    int n = tokenize(p, end, t, nargs + 2);
+    if (n < nargs || n > nargs + 1) {
+        a->status = STORE_PARSE_ERROR;
+        return;
+    }
+    a->noreply = tok_is(&t[n - 1], "noreply");
+    int64_t vlen;
+    uint64_t cas = 0;
+    if (t[0].len > KEY_MAX_LENGTH || !tok_u32(&t[1], &a->flags) ||
+        !tok_i64(&t[2], &a->exptime) || !tok_i64(&t[3], &vlen) ||
+        vlen < 0 || vlen > INT_MAX - 2 ||
+        (op == STORE_OP_CAS && !tok_u64(&t[4], &cas))) {
+        a->status = STORE_PARSE_BAD;
+        return;
+    }
+    a->key = t[0].s;
+    a->nkey = (uint32_t)t[0].len;
+    a->vlen = (int32_t)vlen;
+    a->cas = cas;
+    a->status = STORE_PARSE_OK;
 }
 
 /* Scan the complete commands buffered from rcurr on and ask the hash table
@@ -572,22 +612,30 @@ static void prefetch_ahead(struct conn *c)
             break;
         char *line_end = nl > p && nl[-1] == '\r' ? nl - 1 : nl;
         char *next = nl + 1;
-        struct proto_token t[4];
         char *q = p;
         const struct text_command *cmd = scan_command(&q, line_end);
         enum scan_kind kind = cmd ? cmd->scan : SCAN_OTHER;
-        if (kind != SCAN_OTHER)
-            st->lines[nlines++] = (struct proto_text_line){p, nl, q, cmd};
+        struct proto_text_line *l = &st->lines[nlines];
+        if (kind != SCAN_OTHER) {
+            l->start = p;
+            l->nl = nl;
+            l->rest = q;
+            l->cmd = cmd;
+            nlines++;
+        }
         if (kind == SCAN_GET) {
-            while (n < PREFETCH_KEYS && next_token(&q, line_end, &t[0])) {
-                hash_ahead(st, n++, &t[0]);
-            }
-        } else if (kind == SCAN_STORE && tokenize(q, line_end, t, 4) == 4) {
-            int64_t vlen;
-            hash_ahead(st, n++, &t[0]);
-            if (!tok_i64(&t[3], &vlen) || vlen < 0 || vlen > end - next - 2)
+            struct proto_token t;
+            while (n < PREFETCH_KEYS && next_token(&q, line_end, &t))
+                hash_ahead(st, n++, t.s, t.len);
+        } else if (kind == SCAN_STORE) {
+            /* A refused line's value would run as lines: stop there. */
+            parse_store(cmd->arg, q, line_end, &l->store);
+            if (l->store.status != STORE_PARSE_OK)
                 break;
-            next += vlen + 2;
+            hash_ahead(st, n++, l->store.key, l->store.nkey);
+            if (l->store.vlen > end - next - 2)
+                break;
+            next += l->store.vlen + 2;
         } else {
             break;
         }
@@ -708,27 +756,24 @@ static enum proto_next cmd_get(struct conn *c, char *p, char *end, int flags)
 
 /* ---- Storage: set, add, replace, append, prepend, cas ---- */
 
-/* <cmd> <key> <flags> <exptime> <bytes> [noreply]
- * cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] */
-static enum proto_next cmd_store(struct conn *c, struct proto_token *t, int ntok, int op)
+/* Run the storage command op, its line parsed into *a (parse_store()). */
+static enum proto_next store_run(struct conn *c, int op,
+                                 const struct proto_text_store_args *a)
 {
-    uint32_t flags;
-    int64_t exptime, vlen;
-    uint64_t cas = 0;
-    set_noreply(c, t, ntok);
-    if (t[1].len > KEY_MAX_LENGTH || !tok_u32(&t[2], &flags) ||
-        !tok_i64(&t[3], &exptime) || !tok_i64(&t[4], &vlen) ||
-        vlen < 0 || vlen > INT_MAX - 2 ||
-        (op == STORE_OP_CAS && !tok_u64(&t[5], &cas)))
+    if (a->status == STORE_PARSE_ERROR)
+        return reply(c, "ERROR");
+    c->text.noreply = a->noreply;
+    if (a->status != STORE_PARSE_OK)
         return reply(c, "CLIENT_ERROR bad command line format");
 
-    const char *key = t[1].s;
-    size_t nkey = t[1].len;
+    const char *key = a->key;
+    size_t nkey = a->nkey;
+    size_t vlen = (size_t)a->vlen;
     if (settings.detail_enabled)
         stats_prefix_record_set(key, nkey);
     enum alloc_result why = ALLOC_OK;
-    item *it = storage_alloc(key, nkey, flags, realtime(exptime),
-                             (size_t)vlen + 2, &why, c->ts);
+    item *it = storage_alloc(key, nkey, a->flags, realtime(a->exptime),
+                             vlen + 2, &why, c->ts);
     if (!it) {
         reply(c, why == ALLOC_TOO_LARGE ? "SERVER_ERROR object too large for cache"
                                         : "SERVER_ERROR out of memory storing object");
@@ -737,13 +782,22 @@ static enum proto_next cmd_store(struct conn *c, struct proto_token *t, int ntok
          * is counted where nobody reports it. */
         if (op == STORE_OP_SET)
             storage_delete(key, nkey, 0, conn_scratch_stats(c));
-        return conn_swallow_value(c, (size_t)vlen + 2);
+        return conn_swallow_value(c, vlen + 2);
     }
     c->text.it = it;
     c->text.it_hv = key_hash(c, key, nkey);
     c->text.op = (enum store_op)op;
-    c->text.cas_in = cas;
-    return conn_expect_value(c, ITEM_data(it), (size_t)vlen + 2);
+    c->text.cas_in = a->cas;
+    return conn_expect_value(c, ITEM_data(it), vlen + 2);
+}
+
+/* set|add|replace|append|prepend|cas, a line the prefetch scan did not
+ * parse: the arguments are [p, end). */
+static enum proto_next cmd_store(struct conn *c, char *p, char *end, int op)
+{
+    struct proto_text_store_args a;
+    parse_store(op, p, end, &a);
+    return store_run(c, op, &a);
 }
 
 enum proto_next proto_text_value_read(struct conn *c)
@@ -1112,8 +1166,7 @@ static enum proto_next cmd_stats(struct conn *c, struct proto_token *t, int ntok
 
 /* ---- The command table ---- */
 
-#define SCAN_CMD(n, lo, hi, fn, a, scan) {n, sizeof(n) - 1, lo, hi, scan, a, fn, NULL}
-#define CMD(n, lo, hi, fn, a) SCAN_CMD(n, lo, hi, fn, a, SCAN_OTHER)
+#define CMD(n, lo, hi, fn, a) {n, sizeof(n) - 1, lo, hi, SCAN_OTHER, a, fn, NULL}
 #define SCAN_LINE_CMD(n, fn, a, scan) {n, sizeof(n) - 1, 0, 0, scan, a, NULL, fn}
 #define LINE_CMD(n, fn, a) SCAN_LINE_CMD(n, fn, a, SCAN_OTHER)
 
@@ -1123,7 +1176,7 @@ enum { CMD_GET, CMD_SET };
 /* Most frequent first: the lookup is a scan. */
 static const struct text_command commands[] = {
     [CMD_GET] = SCAN_LINE_CMD("get", cmd_get, 0, SCAN_GET),
-    [CMD_SET] = SCAN_CMD("set", 5, 6, cmd_store, STORE_OP_SET, SCAN_STORE),
+    [CMD_SET] = SCAN_LINE_CMD("set", cmd_store, STORE_OP_SET, SCAN_STORE),
     SCAN_LINE_CMD("gets", cmd_get, TEXT_GET_CAS, SCAN_GET),
     CMD("delete", 2, 4, cmd_delete, 0),
     CMD("incr", 3, 4, cmd_arith, 1),
@@ -1131,11 +1184,11 @@ static const struct text_command commands[] = {
     CMD("touch", 3, 4, cmd_touch, 0),
     LINE_CMD("gat", cmd_get, TEXT_GET_TOUCH),
     LINE_CMD("gats", cmd_get, TEXT_GET_TOUCH | TEXT_GET_CAS),
-    SCAN_CMD("add", 5, 6, cmd_store, STORE_OP_ADD, SCAN_STORE),
-    SCAN_CMD("replace", 5, 6, cmd_store, STORE_OP_REPLACE, SCAN_STORE),
-    SCAN_CMD("append", 5, 6, cmd_store, STORE_OP_APPEND, SCAN_STORE),
-    SCAN_CMD("prepend", 5, 6, cmd_store, STORE_OP_PREPEND, SCAN_STORE),
-    SCAN_CMD("cas", 6, 7, cmd_store, STORE_OP_CAS, SCAN_STORE),
+    SCAN_LINE_CMD("add", cmd_store, STORE_OP_ADD, SCAN_STORE),
+    SCAN_LINE_CMD("replace", cmd_store, STORE_OP_REPLACE, SCAN_STORE),
+    SCAN_LINE_CMD("append", cmd_store, STORE_OP_APPEND, SCAN_STORE),
+    SCAN_LINE_CMD("prepend", cmd_store, STORE_OP_PREPEND, SCAN_STORE),
+    SCAN_LINE_CMD("cas", cmd_store, STORE_OP_CAS, SCAN_STORE),
     LINE_CMD("mg", proto_meta_command, META_MG),
     LINE_CMD("ms", proto_meta_command, META_MS),
     LINE_CMD("md", proto_meta_command, META_MD),
@@ -1278,8 +1331,13 @@ enum proto_next proto_text_process(struct conn *c)
     if (settings.verbose >= 2)
         mc_logf("<%d %.*s", c->fd, (int)len, line);
     c->text.noreply = false;
-    enum proto_next next = scanned ? run(c, scanned->cmd, scanned->rest, line + len)
-                                   : execute(c, line, len);
+    enum proto_next next;
+    if (!scanned)
+        next = execute(c, line, len);
+    else if (scanned->cmd->scan == SCAN_STORE)
+        next = store_run(c, scanned->cmd->arg, &scanned->store);
+    else
+        next = run(c, scanned->cmd, scanned->rest, line + len);
     if (c->rbytes == 0 || (next == PROTO_NREAD && c->nread_left > 0) ||
         (next == PROTO_SWALLOW && c->swallow_left > 0))
         forget_prefetch(c);

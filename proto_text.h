@@ -50,17 +50,33 @@ struct proto_meta_pending {
 /* Keys hashed ahead by the prefetch scan of a pipelined batch, at most. */
 #define PROTO_TEXT_PREFETCH_KEYS 16
 
+/* The arguments of a storage command line (set add replace append
+ * prepend cas), parsed once: by the prefetch scan, or when the line runs
+ * unscanned.  status is proto_text.c's enum store_parse; when it says the
+ * line is refused, only noreply (and not always that) is meaningful. */
+struct proto_text_store_args {
+    char *key;              /* in the read buffer */
+    uint32_t nkey;
+    uint32_t flags;
+    int64_t exptime;
+    uint64_t cas;           /* cas only */
+    int32_t vlen;           /* the value's length, without its "\r\n" */
+    uint8_t status;
+    bool noreply;
+};
+
 /* A command line the prefetch scan read (a retrieval or a storage
  * command): where it starts and where its "\n" is, where the arguments
  * after its command word start, and its entry in proto_text.c's command
- * table.  Describes the bytes at start only while they are unchanged (see
- * hashed_rgen). */
+ * table; a storage command's arguments too.  Describes the bytes at start
+ * only while they are unchanged (see hashed_rgen). */
 struct text_command;
 struct proto_text_line {
     const char *start;
     char *nl;
     char *rest;
     const struct text_command *cmd;
+    struct proto_text_store_args store;     /* storage commands only */
 };
 
 /* Per-connection text protocol state that outlives one event. */
