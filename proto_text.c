@@ -141,6 +141,14 @@ static int tokenize(char *p, char *end, struct proto_token *tok, int max)
     return n;
 }
 
+/* [p, end) holds no token. */
+static inline bool only_spaces(const char *p, const char *end)
+{
+    while (p < end && *p == ' ')
+        p++;
+    return p == end;
+}
+
 /* a and b hold the same n bytes.  For command words and the like (a few
  * bytes): a loop costs less than a memcmp call. */
 static inline bool bytes_eq(const char *a, const char *b, size_t n)
@@ -476,6 +484,13 @@ enum scan_kind {
     SCAN_STORE,     /* a storage command: a key, numbers, then a value block */
 };
 
+/* How a line the scan read runs (proto_text_line.how). */
+enum line_run {
+    LINE_RUN,       /* through its command table entry (run()) */
+    LINE_GET_ONE,   /* a get or gets of one valid key: get_one() */
+    LINE_STORE,     /* a storage command, parsed: store_run() */
+};
+
 typedef enum proto_next (*text_tokens_fn)(struct conn *c, struct proto_token *t, int ntok, int arg);
 typedef enum proto_next (*text_line_fn)(struct conn *c, char *rest, char *end, int arg);
 
@@ -625,10 +640,16 @@ static void prefetch_ahead(struct conn *c)
         }
         if (kind == SCAN_GET) {
             struct proto_token t;
+            unsigned first = n;
             while (n < PREFETCH_KEYS && next_token(&q, line_end, &t))
                 hash_ahead(st, n++, t.s, t.len);
+            bool one = n == first + 1 && st->hashed_len[first] <= KEY_MAX_LENGTH &&
+                       only_spaces(q, line_end);
+            l->how = one ? LINE_GET_ONE : LINE_RUN;
+            l->key = (uint8_t)first;
         } else if (kind == SCAN_STORE) {
             /* A refused line's value would run as lines: stop there. */
+            l->how = LINE_STORE;
             parse_store(cmd->arg, q, line_end, &l->store);
             if (l->store.status != STORE_PARSE_OK)
                 break;
@@ -661,14 +682,6 @@ static bool keys_valid(char *p, char *end)
         if (t.len > KEY_MAX_LENGTH)
             return false;
     return true;
-}
-
-/* [p, end) holds no token. */
-static inline bool only_spaces(const char *p, const char *end)
-{
-    while (p < end && *p == ' ')
-        p++;
-    return p == end;
 }
 
 /* Every key of the retrieval is answered; its "END" still to be queued
@@ -704,6 +717,17 @@ static inline bool next_key(struct conn *c, struct proto_token *key)
     return true;
 }
 
+/* Answer the key [key, key + nkey) of a retrieval with it, what the
+ * lookup found (or NULL); true when out_value() ended the answer with its
+ * "END" (last: no key follows). */
+static inline bool get_answer(struct conn *c, item *it, const char *key,
+                              size_t nkey, bool with_cas, bool last)
+{
+    if (settings.detail_enabled)
+        stats_prefix_record_get(key, nkey, it != NULL);
+    return it && out_value(c, it, with_cas, last);
+}
+
 /* Answer keys from the saved position until done or the output is full. */
 static enum proto_next get_continue(struct conn *c)
 {
@@ -715,12 +739,34 @@ static enum proto_next get_continue(struct conn *c)
         item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
                          : storage_get_hv(key.s, key.len,
                                           key_hash(c, key.s, key.len), c->ts);
-        if (settings.detail_enabled)
-            stats_prefix_record_get(key.s, key.len, it != NULL);
-        if (it && out_value(c, it, with_cas, only_spaces(st->keys, st->keys_end)))
+        if (get_answer(c, it, key.s, key.len, with_cas,
+                       only_spaces(st->keys, st->keys_end)))
             return get_done(c, false);
         if (conn_out_full(c))
             return PROTO_SUSPEND;
+    }
+    return get_done(c, true);
+}
+
+/* The line l, a get or gets of one key of valid length, as the prefetch
+ * scan found it (LINE_GET_ONE): the key, its length and its hash come from
+ * the scan, and nothing of the line is walked again.  Answers as cmd_get()
+ * would; end is the end of the line. */
+static enum proto_next get_one(struct conn *c, const struct proto_text_line *l,
+                               char *end)
+{
+    struct proto_text_state *st = &c->text;
+    unsigned i = l->key;
+    const char *key = st->hashed_key[i];
+    size_t nkey = st->hashed_len[i];
+    st->hashed_next = (uint8_t)(i + 1);
+    item *it = storage_get_hv(key, nkey, st->hashed_hv[i], c->ts);
+    if (get_answer(c, it, key, nkey, l->cmd->arg & TEXT_GET_CAS, true))
+        return get_done(c, false);
+    if (conn_out_full(c)) {
+        /* Only the "END" is left: get_continue() adds it on resuming. */
+        st->keys = st->keys_end = end;
+        return PROTO_SUSPEND;
     }
     return get_done(c, true);
 }
@@ -1334,7 +1380,9 @@ enum proto_next proto_text_process(struct conn *c)
     enum proto_next next;
     if (!scanned)
         next = execute(c, line, len);
-    else if (scanned->cmd->scan == SCAN_STORE)
+    else if (scanned->how == LINE_GET_ONE)
+        next = get_one(c, scanned, line + len);
+    else if (scanned->how == LINE_STORE)
         next = store_run(c, scanned->cmd->arg, &scanned->store);
     else
         next = run(c, scanned->cmd, scanned->rest, line + len);

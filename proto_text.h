@@ -68,14 +68,18 @@ struct proto_text_store_args {
 /* A command line the prefetch scan read (a retrieval or a storage
  * command): where it starts and where its "\n" is, where the arguments
  * after its command word start, and its entry in proto_text.c's command
- * table; a storage command's arguments too.  Describes the bytes at start
- * only while they are unchanged (see hashed_rgen). */
+ * table; how it runs (proto_text.c's enum line_run), with, for a get of
+ * one key, that key's entry in the scan's hashed_* arrays, and for a
+ * storage command its arguments.  Describes the bytes at start only while
+ * they are unchanged (see hashed_rgen). */
 struct text_command;
 struct proto_text_line {
     const char *start;
     char *nl;
     char *rest;
     const struct text_command *cmd;
+    uint8_t how;
+    uint8_t key;
     struct proto_text_store_args store;     /* storage commands only */
 };
 
