@@ -609,10 +609,11 @@ static void parse_store(int op, char *p, char *end, struct proto_text_store_args
  * memory cached instead of each waiting for its own misses (most of the
  * CPU of a get was those misses).  Only get/gets and the storage commands
  * are understood; the scan stops at anything else, or at an incomplete
- * command.  Nothing here validates: a malformed line is answered when it
- * runs, and at worst costs a useless prefetch.  The lines read and their
- * commands are kept (scanned_line()): running them does not search them
- * again. */
+ * command.  Nothing here answers: a malformed line is answered when it
+ * runs (a storage line from the verdict parse_store() gave here), and at
+ * worst costs a useless prefetch.  The lines read, their commands and how
+ * they run are kept (scanned_line()): running them does not search or
+ * parse them again. */
 static void prefetch_ahead(struct conn *c)
 {
     struct proto_text_state *st = &c->text;
