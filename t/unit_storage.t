@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 # The storage engine's unit test (t/unit-storage.c): runs the binary named
 # by $UNIT_STORAGE_BIN (or ./t/unit-storage), turns each "ok - ..." /
-# "not ok - ..." line it prints into one test, and passes only if the
-# binary exits 0.
+# "not ok - ..." line it prints into one test (a "# ..." line is a note,
+# anything else a diagnostic), and passes only if the binary exits 0.
 use strict;
 use warnings;
 use FindBin;
@@ -18,6 +18,8 @@ while (my $line = <$out>) {
     chomp $line;
     if ($line =~ /^(not )?ok - (.*)$/) {
         ok(!defined $1, $2);
+    } elsif ($line =~ /^# (.*)$/) {
+        note($1);
     } else {
         diag($line);
     }
