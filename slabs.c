@@ -85,6 +85,15 @@ struct slab_class {
 
 static struct slab_class classes[MAX_SLAB_CLASSES];
 static unsigned largest;
+
+/* The class of the sizes most items have, without a search (every store
+ * asks): clsid_by_8[k] is the class of the sizes 8k - 7 .. 8k, for sizes up
+ * to clsid_table_max.  Those sizes share a class because every chunk size
+ * but the largest is a multiple of 8, and the table stops at the one
+ * below the largest.  Set by slabs_init(), read-only afterwards. */
+#define CLSID_TABLE_MAX 4096
+static uint8_t clsid_by_8[CLSID_TABLE_MAX / 8 + 1];
+static size_t clsid_table_max;
 static size_t page_size;
 
 /* mem_lock guards everything down to pool_cap. */
@@ -151,6 +160,22 @@ static void preallocate(void)
     }
 }
 
+/* slabs_clsid() by a binary search: class sizes grow with the id. */
+static unsigned clsid_search(size_t size)
+{
+    if (size > classes[largest].size)
+        return SLABS_LARGE_CLASS;
+    unsigned lo = 1, hi = largest;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (classes[mid].size >= size)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
 void slabs_init(void)
 {
     page_size = (size_t)settings.slab_page_size;
@@ -173,6 +198,13 @@ void slabs_init(void)
     classes[id].size = (uint32_t)chunk_max;
     largest = id;
 
+    clsid_table_max = 0;
+    if (largest > 1)
+        clsid_table_max = classes[largest - 1].size < CLSID_TABLE_MAX
+                              ? classes[largest - 1].size : CLSID_TABLE_MAX;
+    for (size_t k = 0; 8 * k <= clsid_table_max; k++)
+        clsid_by_8[k] = (uint8_t)clsid_search(8 * k);
+
     for (unsigned i = 1; i <= largest; i++) {
         pthread_mutex_init(&classes[i].lock, NULL);
         classes[i].perslab = (uint32_t)(page_size / classes[i].size);
@@ -186,18 +218,9 @@ void slabs_init(void)
 
 unsigned slabs_clsid(size_t size)
 {
-    if (size > classes[largest].size)
-        return SLABS_LARGE_CLASS;
-    /* Binary search: class sizes grow with the id. */
-    unsigned lo = 1, hi = largest;
-    while (lo < hi) {
-        unsigned mid = (lo + hi) / 2;
-        if (classes[mid].size >= size)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    if (size <= clsid_table_max)
+        return clsid_by_8[(size + 7) / 8];
+    return clsid_search(size);
 }
 
 unsigned slabs_largest(void)
