@@ -250,7 +250,7 @@ void items_sizes(void (*fn)(uint32_t bucket_size, uint64_t count, void *ctx),
 static void item_free(item *it)
 {
     if (it->slabs_clsid == SLABS_LARGE_CLASS)
-        slabs_free_large(it, ITEM_size(it));
+        slabs_free_large(it, ITEM_mem(it));
     else
         slabs_free(it, it->slabs_clsid);
 }
@@ -503,18 +503,72 @@ static item *alloc_large(size_t ntotal)
     }
 }
 
+/* ---- Numbers ---- */
+
+/* "00" "01" ... "99": two digits per division. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* The number of decimal digits of v.  Flags (often 0) and value lengths
+ * (often below 1000) take a branch of their own. */
+static inline unsigned decimal_len(uint64_t v)
+{
+    if (v < 10)
+        return 1;
+    if (v < 100)
+        return 2;
+    if (v < 1000)
+        return 3;
+    unsigned n = 4;
+    for (uint64_t lim = 10000; n < 20 && v >= lim; lim *= 10)
+        n++;
+    return n;
+}
+
+/* Write the decimal digits of v so that they end at end, two at a time. */
+static inline void decimal_write(char *end, uint64_t v)
+{
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        end -= 2;
+        memcpy(end, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10)
+        memcpy(end - 2, digit_pairs + 2 * v, 2);
+    else
+        end[-1] = (char)('0' + v);
+}
+
+char *item_fmt_u64(char *p, uint64_t v)
+{
+    p += decimal_len(v);
+    decimal_write(p, v);
+    return p;
+}
+
 item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
                  rel_time_t exptime, size_t nbytes, bool *too_large)
 {
-    size_t ntotal = ITEM_ntotal(nkey, nbytes);
-    size_t mc_size = ntotal - sizeof(item) + MC_HEADER_SIZE +
-                     (settings.use_cas ? 8 : 0);
+    /* memcached's size: its header, the key and its '\0', the value. */
+    size_t mc_size = MC_HEADER_SIZE + (settings.use_cas ? 8 : 0) + nkey + 1 + nbytes;
     *too_large = nkey == 0 || nkey > KEY_MAX_LENGTH || nbytes < 2 ||
                  mc_size > (size_t)settings.item_size_max;
     if (*too_large)
         return NULL;
 
+    size_t ntotal = ITEM_ntotal(nkey, nbytes);
     unsigned id = slabs_clsid(ntotal);
+    /* The suffix " <flags> <bytes>\r\n" is kept only when the chunk of the
+     * class has room for it: it never takes memory (a larger class, or a
+     * larger malloc) of its own. */
+    size_t vlen = nbytes - 2;
+    unsigned nflags = decimal_len(client_flags), nvlen = decimal_len(vlen);
+    size_t nsuffix = 4 + nflags + nvlen;
+    if (id == SLABS_LARGE_CLASS || slabs_clsid(ntotal - 1 + nsuffix) != id)
+        nsuffix = 1;
     item *it = id == SLABS_LARGE_CLASS ? alloc_large(ntotal) : alloc_chunk(id);
     if (it == NULL) {
         struct lru *l = &lrus[id];
@@ -533,11 +587,20 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
     __atomic_store_n(&it->it_flags, 0, __ATOMIC_RELAXED);
     it->slabs_clsid = (uint8_t)id;
     it->nkey = (uint8_t)nkey;
-    it->_unused = 0;
+    it->nsuffix = (uint8_t)nsuffix;
     it->cas = 0;
     it->version = 0;
     memcpy(ITEM_key(it), key, nkey);
-    ITEM_key(it)[nkey] = '\0';
+    char *p = ITEM_suffix(it);
+    if (nsuffix == 1) {
+        p[0] = '\0';
+        return it;
+    }
+    p[0] = ' ';
+    decimal_write(p + 1 + nflags, client_flags);
+    p[1 + nflags] = ' ';
+    decimal_write(p + 2 + nflags + nvlen, vlen);
+    memcpy(p + 2 + nflags + nvlen, "\r\n", 2);
     return it;
 }
 
@@ -719,7 +782,7 @@ static void evacuate(struct lru *l, item *it, uint32_t hv, unsigned id)
 {
     item *copy = slabs_alloc(id, false);
     if (copy != NULL) {
-        memcpy(copy, it, ITEM_size(it));
+        memcpy(copy, it, ITEM_mem(it));
         __atomic_store_n(&copy->refcount, 1, __ATOMIC_RELAXED);
         lru_insert_before(l, it, copy);
         lru_remove(l, it);

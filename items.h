@@ -1,10 +1,15 @@
 /*
  * items.h - the item: one key/value pair in slab memory, and its life.
  *
- * Layout: a fixed 48-byte header, then the key (nkey bytes and a '\0'),
- * then the value (nbytes bytes, always ending in "\r\n" so a reply can
- * point straight at it).  The whole item is one slab chunk, or one
- * malloc'd block for items larger than settings.slab_chunk_size_max.
+ * Layout: a fixed 64-byte header, then the key (nkey bytes), then nsuffix
+ * bytes: either one '\0', or, when the item's slab chunk has room for it
+ * anyway, the rest of its text-protocol answer line, " <flags> <bytes>\r\n"
+ * (formatted by item_alloc(); neither number ever changes afterwards);
+ * then the value (nbytes bytes, always ending in "\r\n").  With the
+ * suffix, "VALUE " followed by the item's bytes from the key to the
+ * value's end is a get's whole answer for the key, with no number to
+ * format.  The whole item is one slab chunk, or one malloc'd block for
+ * items larger than settings.slab_chunk_size_max.
  *
  * Ownership: an item is referenced by the hash table + LRU while linked
  * (that link counts as one reference) and by every reader that holds it
@@ -58,18 +63,29 @@ typedef struct _item {
     uint32_t refcount;      /* atomic; see "Ownership" above */
     uint8_t it_flags;       /* ITEM_* */
     uint8_t slabs_clsid;    /* slab class, or SLABS_LARGE_CLASS */
-    uint8_t nkey;           /* key length, without the '\0' */
-    uint8_t _unused;
+    uint8_t nkey;           /* key length */
+    uint8_t nsuffix;        /* bytes between key and value: 1, or the suffix */
     uint64_t cas;           /* CAS unique as clients see it */
     uint64_t version;       /* cluster-wide version of this state (clock.h) */
-    char data[];            /* key '\0' value */
+    char data[];            /* key, '\0' or suffix, value */
 } item;
 
-#define ITEM_key(it)   ((it)->data)
-#define ITEM_data(it)  ((it)->data + (it)->nkey + 1)
-/* Bytes of memory an item with this key and value length needs. */
+#define ITEM_key(it)    ((it)->data)
+#define ITEM_suffix(it) ((it)->data + (it)->nkey)
+#define ITEM_data(it)   ((it)->data + (it)->nkey + (it)->nsuffix)
+/* The bytes the item occupies (within its slab chunk or malloc'd block). */
+#define ITEM_mem(it)                                                        \
+    (sizeof(item) + (size_t)(it)->nkey + (it)->nsuffix + (size_t)(it)->nbytes)
+/* The size that decides the item's slab class, and that reports show
+ * (stats bytes and sizes, me, metadump, the replication queue): a suffix
+ * counts as one byte, as it is only kept in room the chunk has anyway. */
 #define ITEM_ntotal(nkey, nbytes) (sizeof(item) + (size_t)(nkey) + 1 + (size_t)(nbytes))
-#define ITEM_size(it)  ITEM_ntotal((it)->nkey, (it)->nbytes)
+#define ITEM_size(it)   ITEM_ntotal((it)->nkey, (it)->nbytes)
+
+/* The decimal digits of v written at p; returns the end.  The one number
+ * formatter: it writes the items' suffixes, and the protocols answer every
+ * number with it. */
+char *item_fmt_u64(char *p, uint64_t v);
 
 /* ---- Item locks (striped by key hash) ---- */
 /* The spinlocks (items.c): item_lock_table[hv & item_lock_mask] is 1 while
@@ -148,12 +164,13 @@ bool items_init(unsigned hashpower);
 /* item_lock() without waiting: true when taken. */
 bool item_trylock(uint32_t hv);
 
-/* A new unlinked item with refcount 1: key copied, value space of nbytes
- * (the caller writes the value and its "\r\n").  NULL with *too_large set
- * when the item can never fit (settings.item_size_max, measured as
- * memcached measures it), or with *too_large clear when memory is
- * exhausted: before that an expired item is reclaimed from the class's LRU
- * tail or, unless settings.evict_to_free is false, the tail is evicted. */
+/* A new unlinked item with refcount 1: key copied, suffix written (when
+ * its chunk has room), value space of nbytes (the caller writes the value
+ * and its "\r\n").  NULL with *too_large set when the item can never fit
+ * (settings.item_size_max, measured as memcached measures it), or with
+ * *too_large clear when memory is exhausted: before that an expired item
+ * is reclaimed from the class's LRU tail or, unless settings.evict_to_free
+ * is false, the tail is evicted. */
 item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
                  rel_time_t exptime, size_t nbytes, bool *too_large);
 

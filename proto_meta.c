@@ -372,7 +372,7 @@ static bool answer_begin(struct conn *c, struct answer *a, const char *code,
     a->p += 2;
     if (with_size) {
         *a->p++ = ' ';
-        a->p = proto_fmt_u64(a->p, size);
+        a->p = item_fmt_u64(a->p, size);
     }
     return true;
 }
@@ -390,7 +390,7 @@ static void put_u64(struct answer *a, char flag, uint64_t v)
 {
     *a->p++ = ' ';
     *a->p++ = flag;
-    a->p = proto_fmt_u64(a->p, v);
+    a->p = item_fmt_u64(a->p, v);
 }
 
 static void put_bytes(struct answer *a, char flag, const char *s, size_t n)
@@ -716,7 +716,7 @@ static enum proto_next meta_arith(struct conn *c, struct meta_req *r)
     }
     if (!has(r, 'q')) {
         char digits[24];
-        size_t len = (size_t)(proto_fmt_u64(digits, value) - digits);
+        size_t len = (size_t)(item_fmt_u64(digits, value) - digits);
         bool with_value = has(r, 'v');
         struct answer a;
         e.it = it;

@@ -9,8 +9,9 @@
  * included; parse_store() knows the storage commands'); any other count is
  * "ERROR", memcached's answer.  The command table is the one place a
  * command is named; the meta commands (mg ms md ma mn me) are in it too
- * and are run by proto_meta.c, which shares this file's tokenizer and
- * number formatting.
+ * and are run by proto_meta.c, which shares this file's tokenizer.
+ * Numbers are formatted by item_fmt_u64() (items.h); a get's VALUE line
+ * usually needs none: the item holds it pre-formatted.
  *
  * The parser never allocates: tokens point into the connection's read
  * buffer, numbers are parsed in place, and answers are formatted straight
@@ -260,56 +261,6 @@ static bool tok_i32(const struct proto_token *t, int32_t *out)
     return true;
 }
 
-/* "00" "01" ... "99": two digits per division when formatting. */
-static const char digit_pairs[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-/* Every VALUE line formats two numbers (flags, often 0, and the length,
- * often below 1000): those take a branch of their own.  Longer ones count
- * the digits first, then write them from the end, two at a time. */
-static inline char *fmt_u64(char *p, uint64_t v)
-{
-    if (v < 10) {
-        *p = (char)('0' + v);
-        return p + 1;
-    }
-    if (v < 100) {
-        memcpy(p, digit_pairs + 2 * v, 2);
-        return p + 2;
-    }
-    if (v < 1000) {
-        unsigned h = (unsigned)v / 100;
-        p[0] = (char)('0' + h);
-        memcpy(p + 1, digit_pairs + 2 * ((unsigned)v - 100 * h), 2);
-        return p + 3;
-    }
-    unsigned n = 4;
-    for (uint64_t lim = 10000; n < 20 && v >= lim; lim *= 10)
-        n++;
-    char *q = p + n;
-    while (v >= 100) {
-        unsigned r = (unsigned)(v % 100);
-        v /= 100;
-        q -= 2;
-        q[0] = digit_pairs[2 * r];
-        q[1] = digit_pairs[2 * r + 1];
-    }
-    if (v >= 10) {
-        q[-2] = digit_pairs[2 * v];
-        q[-1] = digit_pairs[2 * v + 1];
-    } else {
-        q[-1] = (char)('0' + v);
-    }
-    return p + n;
-}
-
-char *proto_fmt_u64(char *p, uint64_t v)
-{
-    return fmt_u64(p, v);
-}
-
 /* ---- Answers ---- */
 
 /* Queue one answer line (given without "\r\n"), unless the command said
@@ -337,7 +288,7 @@ static enum proto_next reply(struct conn *c, const char *s)
 static enum proto_next reply_u64(struct conn *c, uint64_t v)
 {
     char line[24];
-    *fmt_u64(line, v) = '\0';
+    *item_fmt_u64(line, v) = '\0';
     return reply(c, line);
 }
 
@@ -367,9 +318,12 @@ static inline void copy_key(char *dst, const char *src, size_t n)
 
 /* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, copied
  * (small) or sent from item memory; consumes the caller's reference on
- * it.  When last (the retrieval's last key) and the value is copied, the
- * "END\r\n" follows in the same stretch of output, and true is returned:
- * the common single-key get then queues its whole answer at once. */
+ * it.  An item that holds its line's " <flags> <bytes>\r\n" after the key
+ * (items.h) needs no number formatted: without the CAS its line and a
+ * copied value are one copy of its bytes.  When last (the retrieval's
+ * last key) and the value is copied, the "END\r\n" follows in the same
+ * stretch of output, and true is returned: the common single-key get then
+ * queues its whole answer at once. */
 static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
 {
     bool copy = it->nbytes <= VALUE_COPY_MAX;
@@ -383,21 +337,27 @@ static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
     char *p = start;
     memcpy(p, "VALUE ", 6);
     p += 6;
-    copy_key(p, ITEM_key(it), it->nkey);
-    p += it->nkey;
-    *p++ = ' ';
-    p = fmt_u64(p, it->client_flags);
-    *p++ = ' ';
-    p = fmt_u64(p, it->nbytes - 2);
-    if (with_cas) {
+    if (it->nsuffix > 1 && !with_cas) {
+        size_t n = (size_t)it->nkey + it->nsuffix + (copy ? it->nbytes : 0);
+        memcpy(p, ITEM_key(it), n);
+        p += n;
+    } else {
+        copy_key(p, ITEM_key(it), it->nkey);
+        p += it->nkey;
         *p++ = ' ';
-        p = fmt_u64(p, it->cas);
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    if (copy) {
-        memcpy(p, ITEM_data(it), it->nbytes);
-        p += it->nbytes;
+        p = item_fmt_u64(p, it->client_flags);
+        *p++ = ' ';
+        p = item_fmt_u64(p, it->nbytes - 2);
+        if (with_cas) {
+            *p++ = ' ';
+            p = item_fmt_u64(p, it->cas);
+        }
+        *p++ = '\r';
+        *p++ = '\n';
+        if (copy) {
+            memcpy(p, ITEM_data(it), it->nbytes);
+            p += it->nbytes;
+        }
     }
     if (end) {
         memcpy(p, "END\r\n", 5);

@@ -131,9 +131,6 @@ struct proto_token {
  * advancing *p past it; false when only spaces are left. */
 bool proto_next_token(char **p, char *end, struct proto_token *t);
 
-/* The decimal digits of v written at p; returns the end. */
-char *proto_fmt_u64(char *p, uint64_t v);
-
 /* Process the command at the start of the connection's unprocessed input
  * (or resume a paused one).  Consumes the bytes it used. */
 enum proto_next proto_text_process(struct conn *c);
