@@ -531,13 +531,9 @@ enum store_parse {
     STORE_PARSE_BAD,        /* "CLIENT_ERROR bad command line format" */
 };
 
-/* Parse [p, end), the arguments of the storage command op, into *a:
- *   <key> <flags> <exptime> <bytes> [noreply]
- *   cas: <key> <flags> <exptime> <bytes> <cas unique> [noreply]
- * With a valid number of tokens, the last one saying "noreply" silences
- * the command, even if it stands where <bytes> should (the line is then
- * refused without a word). */
-static void parse_store(int op, char *p, char *end, struct proto_text_store_args *a)
+/* parse_store() for any line: split into tokens, then each checked. */
+static void parse_store_tokens(int op, char *p, char *end,
+                               struct proto_text_store_args *a)
 {
     int nargs = op == STORE_OP_CAS ? 5 : 4;
     struct proto_token t[7];
@@ -561,6 +557,72 @@ static void parse_store(int op, char *p, char *end, struct proto_text_store_args
     a->vlen = (int32_t)vlen;
     a->cas = cas;
     a->status = STORE_PARSE_OK;
+}
+
+/* Longest run of digits scan_digits() takes: below 10^18, no number it
+ * reads can overflow an int64_t. */
+#define SCAN_DIGITS_MAX 18
+
+/* After the spaces at *p, a number of 1 to SCAN_DIGITS_MAX plain digits
+ * that ends at a space or at end: its value in *out, *p moved past it.
+ * False for anything else (nothing is consumed then). */
+static inline bool scan_digits(char **p, char *end, uint64_t *out)
+{
+    char *s = *p;
+    while (s < end && *s == ' ')
+        s++;
+    char *d = s;
+    uint64_t v = 0;
+    while (d < end && (unsigned)(*d - '0') <= 9)
+        v = v * 10 + (unsigned)(*d++ - '0');
+    if ((size_t)(d - s) - 1 >= SCAN_DIGITS_MAX || (d < end && *d != ' '))
+        return false;
+    *p = d;
+    *out = v;
+    return true;
+}
+
+/* parse_store() for the usual line, in one pass: a key of valid length,
+ * plain numbers that are in range, at most one more token (noreply), each
+ * number's value taken as its digits are walked.  False, leaving *a to
+ * parse_store_tokens(), for every other line: what it accepts is exactly
+ * what that walk would accept, with the same result. */
+static inline bool parse_store_line(int op, char *p, char *end,
+                                    struct proto_text_store_args *a)
+{
+    struct proto_token key, last;
+    uint64_t flags, exptime, vlen, cas = 0;
+    if (!next_token(&p, end, &key) || key.len > KEY_MAX_LENGTH ||
+        !scan_digits(&p, end, &flags) || flags > UINT32_MAX ||
+        !scan_digits(&p, end, &exptime) || !scan_digits(&p, end, &vlen) ||
+        vlen > INT_MAX - 2 || (op == STORE_OP_CAS && !scan_digits(&p, end, &cas)))
+        return false;
+    a->noreply = false;
+    if (next_token(&p, end, &last)) {
+        if (!only_spaces(p, end))
+            return false;
+        a->noreply = tok_is(&last, "noreply");
+    }
+    a->key = key.s;
+    a->nkey = (uint32_t)key.len;
+    a->flags = (uint32_t)flags;
+    a->exptime = (int64_t)exptime;
+    a->vlen = (int32_t)vlen;
+    a->cas = cas;
+    a->status = STORE_PARSE_OK;
+    return true;
+}
+
+/* Parse [p, end), the arguments of the storage command op, into *a:
+ *   <key> <flags> <exptime> <bytes> [noreply]
+ *   cas: <key> <flags> <exptime> <bytes> <cas unique> [noreply]
+ * With a valid number of tokens, the last one saying "noreply" silences
+ * the command, even if it stands where <bytes> should (the line is then
+ * refused without a word). */
+static void parse_store(int op, char *p, char *end, struct proto_text_store_args *a)
+{
+    if (!parse_store_line(op, p, end, a))
+        parse_store_tokens(op, p, end, a);
 }
 
 /* Scan the complete commands buffered from rcurr on and ask the hash table
