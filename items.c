@@ -649,8 +649,9 @@ void item_replace(item *old_it, item *new_it, uint32_t hv)
     }
 }
 
-item *item_lookup(const char *key, size_t nkey, uint32_t hv,
-                  enum item_state *state)
+/* item_lookup's body, inlined into item_get() too. */
+static inline item *lookup(const char *key, size_t nkey, uint32_t hv,
+                           enum item_state *state)
 {
     item *it = assoc_find(key, nkey, hv);
     if (it == NULL) {
@@ -670,6 +671,12 @@ item *item_lookup(const char *key, size_t nkey, uint32_t hv,
     return it;
 }
 
+item *item_lookup(const char *key, size_t nkey, uint32_t hv,
+                  enum item_state *state)
+{
+    return lookup(key, nkey, hv, state);
+}
+
 /* Move it to the head of its LRU if the last move is old enough. */
 static void lru_refresh(item *it)
 {
@@ -687,7 +694,10 @@ static void lru_refresh(item *it)
     pthread_mutex_unlock(&l->lock);
 }
 
-void item_touch_lru(item *it)
+/* item_touch_lru's body, inlined into item_get(): an item read again and
+ * again (both bits set, bumped less than ITEM_UPDATE_INTERVAL ago) costs
+ * a load and two compares. */
+static inline void touch_lru(item *it)
 {
     uint8_t f = item_flags(it);
     if (!(f & ITEM_FETCHED))
@@ -695,6 +705,22 @@ void item_touch_lru(item *it)
     else if (!(f & ITEM_ACTIVE))
         item_flags_set(it, ITEM_ACTIVE);
     lru_refresh(it);
+}
+
+void item_touch_lru(item *it)
+{
+    touch_lru(it);
+}
+
+item *item_get(const char *key, size_t nkey, uint32_t hv,
+               enum item_state *state)
+{
+    item *it = lookup(key, nkey, hv, state);
+    if (*state != ITEM_STATE_LIVE)
+        return NULL;
+    item_ref(it);
+    touch_lru(it);
+    return it;
 }
 
 void item_bump(item *it)

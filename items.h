@@ -205,6 +205,13 @@ void item_replace(item *old_it, item *new_it, uint32_t hv);
  * ITEM_UPDATE_INTERVAL seconds old.  Only then is the LRU lock taken. */
 void item_touch_lru(item *it);
 
+/* Under item_lock(hv): item_lookup() for a read, in one call.  A live
+ * item is marked as item_touch_lru() marks it and returned with a
+ * reference; anything else (a tombstone included) is NULL, with *state
+ * saying why. */
+item *item_get(const char *key, size_t nkey, uint32_t hv,
+               enum item_state *state);
+
 /* add on an existing key: refresh its LRU position (same interval rule)
  * without marking it fetched. */
 void item_bump(item *it);

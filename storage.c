@@ -360,13 +360,7 @@ item *storage_get_hv(const char *key, size_t nkey, uint32_t hv,
 {
     enum item_state st;
     item_lock(hv);
-    item *it = item_lookup(key, nkey, hv, &st);
-    if (st == ITEM_STATE_LIVE) {
-        item_ref(it);
-        item_touch_lru(it);
-    } else {
-        it = NULL;
-    }
+    item *it = item_get(key, nkey, hv, &st);
     item_unlock(hv);
     count_read(ts, it, st);
     return it;
