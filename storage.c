@@ -219,10 +219,13 @@ static enum store_result store_checked(item *it, item *old, uint32_t hv,
     return STORE_STORED;
 }
 
-/* storage_store_ex with hv = hash_key() of it's key. */
+/* storage_store_ex with hv = hash_key() of it's key; stored_out (when
+ * not NULL) gets the key's new item with a reference, cas_out (when not
+ * NULL) its CAS.  A reference is taken only for whoever needs one (the
+ * caller's stored_out, the on_item hook): a plain set takes none. */
 static enum store_result store_hashed(item *it, const struct store_req *req,
                                       uint32_t hv, item **stored_out,
-                                      struct thread_stats *ts)
+                                      uint64_t *cas_out, struct thread_stats *ts)
 {
     const char *key = ITEM_key(it);
     enum store_result r;
@@ -282,12 +285,17 @@ static enum store_result store_hashed(item *it, const struct store_req *req,
         break;
     }
 
-    /* The caller's reference, and one the hook call below consumes (a new
-     * item from append/prepend already carries its allocation one). */
+    /* The caller's reference (a new item from append/prepend already
+     * carries its allocation one), and one the hook call below consumes
+     * (announce_item() drops it whether or not the hook is still set). */
+    bool announce = hooks.on_item != NULL;
     if (r == STORE_STORED) {
-        item_ref(now);
-        if (now == it)
+        if (stored_out != NULL && now == it)
             item_ref(now);
+        if (announce)
+            item_ref(now);
+        if (cas_out != NULL)
+            *cas_out = now->cas;
     }
     item_unlock(hv);
 
@@ -296,32 +304,27 @@ static enum store_result store_hashed(item *it, const struct store_req *req,
         if (missed_cas)
             STATS_INCR(ts, cas_misses);
     }
-    *stored_out = NULL;
-    if (r == STORE_STORED) {
+    if (r == STORE_STORED && announce)
         announce_item(now);
-        *stored_out = now;
-    }
+    if (stored_out != NULL)
+        *stored_out = r == STORE_STORED ? now : NULL;
+    else if (r == STORE_STORED && now != it)
+        item_release(now);
     return r;
 }
 
 enum store_result storage_store_ex(item *it, const struct store_req *req,
                                    item **stored_out, struct thread_stats *ts)
 {
-    return store_hashed(it, req, hash_key(ITEM_key(it), it->nkey), stored_out, ts);
+    return store_hashed(it, req, hash_key(ITEM_key(it), it->nkey), stored_out,
+                        NULL, ts);
 }
 
 enum store_result storage_store_hv(item *it, const struct store_req *req,
                                    uint32_t hv, uint64_t *cas_out,
                                    struct thread_stats *ts)
 {
-    item *stored;
-    enum store_result r = store_hashed(it, req, hv, &stored, ts);
-    if (stored != NULL) {
-        if (cas_out != NULL)
-            *cas_out = stored->cas;
-        item_release(stored);
-    }
-    return r;
+    return store_hashed(it, req, hv, NULL, cas_out, ts);
 }
 
 enum store_result storage_store(item *it, const struct store_req *req,
