@@ -22,13 +22,14 @@ item *assoc_find(const char *key, size_t nkey, uint32_t hv);
 
 /* Prefetching for a batch of lookups (a pipelined read buffer), so the
  * cache misses of many keys overlap instead of costing one after the
- * other.  Neither takes an item lock or changes anything; both are hints
- * that may do nothing.
+ * other.  Neither changes anything; both are hints that may do nothing.
  * assoc_prefetch_bucket: start loading hv's bucket head into the cache.
  * assoc_prefetch_items: start loading the first item of each of the n
  * buckets (whose heads should have been asked for a little earlier, or
- * this waits for them); skipped when the expansion thread is moving
- * buckets at that moment. */
+ * this waits for them), then the second item of each chain that has one,
+ * read under the chain's item lock when that lock is free (never waiting
+ * for it; the caller must hold no item lock it could need to keep).
+ * Skipped when the expansion thread is moving buckets at that moment. */
 void assoc_prefetch_bucket(uint32_t hv);
 void assoc_prefetch_items(const uint32_t *hv, unsigned n);
 
