@@ -184,12 +184,11 @@ void assoc_prefetch_items(const uint32_t *hv, unsigned n)
      * An item off the table may be freed, so h_next is read only under
      * the chain's item lock, taken if free and never waited for. */
     for (unsigned i = 0; i < n; i++) {
-        uint32_t *lock = &item_lock_table[hv[i] & item_lock_mask];
-        if (__atomic_exchange_n(lock, 1, __ATOMIC_ACQUIRE) != 0)
+        if (!item_trylock(hv[i]))
             continue;
         const item *first = *bucket_of(hv[i]);
         const char *it = first != NULL ? (const char *)first->h_next : NULL;
-        item_spin_unlock(lock);
+        item_unlock(hv[i]);
         if (it == NULL)
             continue;
         for (int line = 0; line < ITEM_PREFETCH_LINES; line++)

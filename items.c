@@ -165,13 +165,6 @@ void item_spin_wait(uint32_t *l)
     } while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) != 0);
 }
 
-bool item_trylock(uint32_t hv)
-{
-    uint32_t *l = &item_lock_table[hv & item_lock_mask];
-    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
-           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
-}
-
 void item_lock_all(void)
 {
     for (uint32_t i = 0; i < item_lock_count; i++)

@@ -118,6 +118,14 @@ static inline void item_unlock(uint32_t hv)
 {
     item_spin_unlock(&item_lock_table[hv & item_lock_mask]);
 }
+
+/* item_lock() without waiting: true when taken. */
+static inline bool item_trylock(uint32_t hv)
+{
+    uint32_t *l = &item_lock_table[hv & item_lock_mask];
+    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+}
 /* Take every item lock in order (hash table resize switches tables under
  * this); never called with an item lock already held. */
 void item_lock_all(void);
@@ -161,8 +169,6 @@ static inline void item_flags_clear(item *it, uint8_t f)
  * than the initial hash table has) and the LRUs.  False on out of memory. */
 bool items_init(unsigned hashpower);
 
-/* item_lock() without waiting: true when taken. */
-bool item_trylock(uint32_t hv);
 
 /* A new unlinked item with refcount 1: key copied, suffix written (when
  * its chunk has room), value space of nbytes (the caller writes the value
