@@ -1101,7 +1101,9 @@ static const uint8_t *frame_key(uint8_t type, const uint8_t *b, uint32_t len, ui
  * keys: a receiving node's table is cold (it serves no reads of these
  * keys), and applying a frame was mostly waiting for those misses, one at
  * a time (this cut the receiving node's CPU per replicated write by about
- * a quarter).  Returns where the frames it looked at end: the caller asks
+ * a quarter).  Then, once those items are arriving, the LRU neighbours of
+ * each one the frame will replace or delete: unlinking it writes to them,
+ * and they are as cold.  Returns where the frames it looked at end: the caller asks
  * again when it gets there.  Like the workers' prefetch scan
  * (proto_text.c), nothing is validated here and a bad frame costs at most
  * a useless prefetch. */
@@ -1109,21 +1111,25 @@ static const uint8_t *frame_key(uint8_t type, const uint8_t *b, uint32_t len, ui
 static const uint8_t *prefetch_frames(const uint8_t *p, const uint8_t *end)
 {
     uint32_t hv[PREFETCH_FRAMES];
+    const uint8_t *keys[PREFETCH_FRAMES];
+    uint8_t nkeys[PREFETCH_FRAMES];
     unsigned n = 0;
     while (n < PREFETCH_FRAMES && end - p >= FRAME_HDR) {
         uint32_t len = get32(p);
         if ((uint64_t)(end - p - FRAME_HDR) < len)
             break;
-        uint8_t nkey;
-        const uint8_t *key = frame_key(p[4], p + FRAME_HDR, len, &nkey);
-        if (key != NULL) {
-            hv[n] = hash_key_inline(key, nkey);
+        keys[n] = frame_key(p[4], p + FRAME_HDR, len, &nkeys[n]);
+        if (keys[n] != NULL) {
+            hv[n] = hash_key_inline(keys[n], nkeys[n]);
             assoc_prefetch_bucket(hv[n++]);
         }
         p += FRAME_HDR + len;
     }
-    if (n > 1)
+    if (n > 1) {
         assoc_prefetch_items(hv, n);
+        for (unsigned i = 0; i < n; i++)
+            item_prefetch_neighbours((const char *)keys[i], nkeys[i], hv[i]);
+    }
     return p;
 }
 
