@@ -38,7 +38,9 @@
  * bucket is read without its item lock: holding it shared keeps the
  * tables from being switched or freed under that read.  (Its second
  * stage follows a chain one step, and only under the chain's item lock,
- * tried and released at once: items off the table may be freed.)
+ * tried and released at once: items off the table may be freed.
+ * assoc_prefetch_neighbours() searches chains the same way, each under
+ * its item lock taken only if free, like assoc_find().)
  * A walker holds a bucket's item lock only while it takes references to
  * that bucket's items, and uses them without any item lock, so a caller
  * that blocks (writing to a slow client) stalls nobody.  Because the expansion thread may be waiting for walk_lock,
@@ -138,13 +140,19 @@ static inline bool key_eq(const char *a, const char *b, size_t n)
     return i == n || load_word(a + n - 8) == load_word(b + n - 8);
 }
 
-item *assoc_find(const char *key, size_t nkey, uint32_t hv)
+/* The item for key in the chain starting at it, or NULL. */
+static inline item *chain_find(item *it, const char *key, size_t nkey)
 {
-    for (item *it = *bucket_of(hv); it != NULL; it = it->h_next) {
+    for (; it != NULL; it = it->h_next) {
         if (it->nkey == nkey && key_eq(ITEM_key(it), key, nkey))
             return it;
     }
     return NULL;
+}
+
+item *assoc_find(const char *key, size_t nkey, uint32_t hv)
+{
+    return chain_find(*bucket_of(hv), key, nkey);
 }
 
 void assoc_prefetch_bucket(uint32_t hv)
@@ -195,6 +203,23 @@ void assoc_prefetch_items(const uint32_t *hv, unsigned n)
             __builtin_prefetch(it + 64 * line);
     }
     pthread_rwlock_unlock(&walk_lock);
+}
+
+void assoc_prefetch_neighbours(const uint8_t *const *keys, const uint8_t *nkeys,
+                               const uint32_t *hv, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (!item_trylock(hv[i]))
+            continue;
+        item *it = chain_find(*bucket_of(hv[i]), (const char *)keys[i], nkeys[i]);
+        if (it != NULL) {
+            /* LRU fields, read without the LRU lock: a stale pointer only
+             * costs a useless prefetch (one never faults). */
+            __builtin_prefetch(__atomic_load_n(&it->prev, __ATOMIC_RELAXED), 1);
+            __builtin_prefetch(__atomic_load_n(&it->next, __ATOMIC_RELAXED), 1);
+        }
+        item_unlock(hv[i]);
+    }
 }
 
 /* The link that points at it in its chain. */

@@ -32,6 +32,17 @@ item *assoc_find(const char *key, size_t nkey, uint32_t hv);
  * Skipped when the expansion thread is moving buckets at that moment. */
 void assoc_prefetch_bucket(uint32_t hv);
 void assoc_prefetch_items(const uint32_t *hv, unsigned n);
+/* Before a batch of replaces or deletes (the replication thread applying a
+ * peer's stream), after assoc_prefetch_items(): start loading, for
+ * writing, the LRU neighbours of the item stored under each of the n keys
+ * (keys[i], nkeys[i] bytes, hash hv[i]), which unlinking it writes.  Each
+ * item is found under its item lock, taken only if free; the neighbour
+ * pointers are read without the LRU lock.  The caller holds no item lock.
+ * (A separate function rather than a call to assoc_find(): one more
+ * caller of that made the compiler stop inlining it into the request
+ * path's lookups.) */
+void assoc_prefetch_neighbours(const uint8_t *const *keys, const uint8_t *nkeys,
+                               const uint32_t *hv, unsigned n);
 
 /* Add it (its key must not be in the table); may wake the expander. */
 void assoc_insert(item *it, uint32_t hv);

@@ -670,18 +670,6 @@ item *item_lookup(const char *key, size_t nkey, uint32_t hv,
     return lookup(key, nkey, hv, state);
 }
 
-void item_prefetch_neighbours(const char *key, size_t nkey, uint32_t hv)
-{
-    if (!item_trylock(hv))
-        return;
-    item *it = assoc_find(key, nkey, hv);
-    if (it != NULL) {
-        __builtin_prefetch(__atomic_load_n(&it->prev, __ATOMIC_RELAXED), 1);
-        __builtin_prefetch(__atomic_load_n(&it->next, __ATOMIC_RELAXED), 1);
-    }
-    item_unlock(hv);
-}
-
 /* Move it to the head of its LRU if the last move is old enough. */
 static void lru_refresh(item *it)
 {

@@ -197,14 +197,6 @@ enum item_state {
 item *item_lookup(const char *key, size_t nkey, uint32_t hv,
                   enum item_state *state);
 
-/* A hint before a batch of replaces or deletes (the replication thread
- * applying a peer's stream): start loading, for writing, the LRU
- * neighbours of the item stored under key, which unlinking it will
- * write.  Takes the item lock only if it is free, and reads the
- * neighbour pointers without the LRU lock: they may be stale, and a
- * prefetch never faults.  The caller holds no item lock. */
-void item_prefetch_neighbours(const char *key, size_t nkey, uint32_t hv);
-
 /* EXPIRED, FLUSHED or LIVE for a linked item (item lock held). */
 enum item_state item_liveness(const item *it);
 

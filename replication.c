@@ -1127,8 +1127,7 @@ static const uint8_t *prefetch_frames(const uint8_t *p, const uint8_t *end)
     }
     if (n > 1) {
         assoc_prefetch_items(hv, n);
-        for (unsigned i = 0; i < n; i++)
-            item_prefetch_neighbours((const char *)keys[i], nkeys[i], hv[i]);
+        assoc_prefetch_neighbours(keys, nkeys, hv, n);
     }
     return p;
 }
