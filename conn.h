@@ -215,12 +215,30 @@ char *conn_out_reserve_fresh(struct conn *c);
  * conn_out_commit() then queues the bytes actually written.  Returns NULL
  * when out of memory (the connection will be closed). */
 #define CONN_OUT_RESERVE_MAX 2048
-static inline char *conn_out_reserve(struct conn *c, size_t len)
+
+/* conn_out_reserve() when the last block has the room, else NULL (and
+ * nothing allocated): for a caller holding a lock, who calls
+ * conn_out_open() before taking it. */
+static inline char *conn_out_room(struct conn *c, size_t len)
 {
     struct out_block *b = c->out_tail;
     if (b && b->niov < CONN_OUT_IOV && CONN_OUT_TEXT_SIZE - b->text_used >= len)
         return b->text + b->text_used;
-    return conn_out_reserve_fresh(c);
+    return NULL;
+}
+
+static inline char *conn_out_reserve(struct conn *c, size_t len)
+{
+    char *p = conn_out_room(c, len);
+    return p ? p : conn_out_reserve_fresh(c);
+}
+
+/* The command is sure to queue output: give the output its first block
+ * now if it has none, so that conn_out_room() can succeed. */
+static inline void conn_out_open(struct conn *c)
+{
+    if (!c->out_tail)
+        conn_out_reserve_fresh(c);
 }
 
 /* The text just written at the reserved spot becomes part of the output;

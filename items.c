@@ -642,6 +642,21 @@ void item_replace(item *old_it, item *new_it, uint32_t hv)
     }
 }
 
+/* lookup()'s end for a tombstone or an item found dead (*state says
+ * which liveness), out of the inlined path of a hit. */
+static item *lookup_unusual(item *it, uint32_t hv, enum item_state *state)
+{
+    bool tombstone = item_flags(it) & ITEM_TOMBSTONE;
+    if (*state != ITEM_STATE_LIVE) {
+        item_unlink(it, hv);
+        if (tombstone)
+            *state = ITEM_STATE_MISSING;
+        return NULL;
+    }
+    *state = ITEM_STATE_TOMBSTONE;
+    return it;
+}
+
 /* item_lookup's body, inlined into item_get() too. */
 static inline item *lookup(const char *key, size_t nkey, uint32_t hv,
                            enum item_state *state)
@@ -651,16 +666,9 @@ static inline item *lookup(const char *key, size_t nkey, uint32_t hv,
         *state = ITEM_STATE_MISSING;
         return NULL;
     }
-    bool tombstone = item_flags(it) & ITEM_TOMBSTONE;
     *state = liveness(it);
-    if (*state != ITEM_STATE_LIVE) {
-        item_unlink(it, hv);
-        if (tombstone)
-            *state = ITEM_STATE_MISSING;
-        return NULL;
-    }
-    if (tombstone)
-        *state = ITEM_STATE_TOMBSTONE;
+    if (*state != ITEM_STATE_LIVE || (item_flags(it) & ITEM_TOMBSTONE))
+        return lookup_unusual(it, hv, state);
     return it;
 }
 
@@ -711,7 +719,6 @@ item *item_get(const char *key, size_t nkey, uint32_t hv,
     item *it = lookup(key, nkey, hv, state);
     if (*state != ITEM_STATE_LIVE)
         return NULL;
-    item_ref(it);
     touch_lru(it);
     return it;
 }

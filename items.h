@@ -16,7 +16,11 @@
  * (a connection writing it out, the replication stream sending it).  It is
  * freed when the count drops to zero and it is no longer linked.  Memory
  * of an item that somebody else references is never modified in place:
- * a mutation builds a new item and swaps it into the hash table.
+ * a mutation builds a new item and swaps it into the hash table.  A
+ * reader that only copies from a linked item (a get's small value) needs
+ * no reference while it holds the key's item lock: meanwhile the item
+ * can't be unlinked or freed, and of its fields only the LRU's (next,
+ * prev, time, the FETCHED/ACTIVE bits) may change.
  *
  * Tombstones (kept only while replication runs, see storage.h): an item
  * with ITEM_TOMBSTONE, the key, an empty value ("\r\n") and the version of
@@ -212,9 +216,9 @@ void item_replace(item *old_it, item *new_it, uint32_t hv);
 void item_touch_lru(item *it);
 
 /* Under item_lock(hv): item_lookup() for a read, in one call.  A live
- * item is marked as item_touch_lru() marks it and returned with a
- * reference; anything else (a tombstone included) is NULL, with *state
- * saying why. */
+ * item is marked as item_touch_lru() marks it and returned, without a
+ * reference (it stays valid while the lock is held); anything else (a
+ * tombstone included) is NULL, with *state saying why. */
 item *item_get(const char *key, size_t nkey, uint32_t hv,
                enum item_state *state);
 

@@ -316,25 +316,21 @@ static inline void copy_key(char *dst, const char *src, size_t n)
     }
 }
 
-/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n" then the value itself, copied
- * (small) or sent from item memory; consumes the caller's reference on
- * it.  An item that holds its line's " <flags> <bytes>\r\n" after the key
- * (items.h) needs no number formatted: without the CAS its line and a
- * copied value are one copy of its bytes.  When last (the retrieval's
- * last key) and the value is copied, the "END\r\n" follows in the same
- * stretch of output, and true is returned: the common single-key get then
- * queues its whole answer at once. */
-static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
+/* The room value_text() may need. */
+static inline size_t value_room(const item *it, bool copy, bool end)
 {
-    bool copy = it->nbytes <= VALUE_COPY_MAX;
-    bool end = last && copy;
-    char *start = conn_out_reserve(c, VALUE_LINE_MAX +
-                                          (copy ? it->nbytes : 0) + (end ? 5 : 0));
-    if (!start) {
-        item_release(it);
-        return false;
-    }
-    char *p = start;
+    return VALUE_LINE_MAX + (copy ? it->nbytes : 0) + (end ? 5 : 0);
+}
+
+/* Write "VALUE <key> <flags> <bytes>[ <cas>]\r\n" at p, then, when
+ * copy, the value itself, and when end, the retrieval's "END\r\n";
+ * returns the end of what it wrote.  An item that holds its line's
+ * " <flags> <bytes>\r\n" after the key (items.h) needs no number
+ * formatted: without the CAS its line and a copied value are one copy of
+ * its bytes. */
+static inline char *value_text(char *p, const item *it, bool with_cas,
+                               bool copy, bool end)
+{
     memcpy(p, "VALUE ", 6);
     p += 6;
     if (it->nsuffix > 1 && !with_cas) {
@@ -363,7 +359,24 @@ static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
         memcpy(p, "END\r\n", 5);
         p += 5;
     }
-    conn_out_commit(c, (size_t)(p - start));
+    return p;
+}
+
+/* The VALUE line of it, then the value itself, copied (small) or sent
+ * from item memory; consumes the caller's reference on it.  When last
+ * (the retrieval's last key) and the value is copied, the "END\r\n"
+ * follows in the same stretch of output, and true is returned: the
+ * common single-key get then queues its whole answer at once. */
+static bool out_value(struct conn *c, item *it, bool with_cas, bool last)
+{
+    bool copy = it->nbytes <= VALUE_COPY_MAX;
+    bool end = last && copy;
+    char *start = conn_out_reserve(c, value_room(it, copy, end));
+    if (!start) {
+        item_release(it);
+        return false;
+    }
+    conn_out_commit(c, (size_t)(value_text(start, it, with_cas, copy, end) - start));
     if (settings.verbose >= 2)
         mc_logf(">%d sending key %.*s", c->fd, (int)it->nkey, ITEM_key(it));
     if (copy)
@@ -740,15 +753,51 @@ static inline bool next_key(struct conn *c, struct proto_token *key)
     return true;
 }
 
-/* Answer the key [key, key + nkey) of a retrieval with it, what the
- * lookup found (or NULL); true when out_value() ended the answer with its
- * "END" (last: no key follows). */
-static inline bool get_answer(struct conn *c, item *it, const char *key,
-                              size_t nkey, bool with_cas, bool last)
+/* Count a retrieval's key for "stats detail". */
+static inline void detail_get(const char *key, size_t nkey, bool hit)
 {
     if (settings.detail_enabled)
-        stats_prefix_record_get(key, nkey, it != NULL);
+        stats_prefix_record_get(key, nkey, hit);
+}
+
+/* Answer the key [key, key + nkey) of a gat or gats with it, what the
+ * touch found (or NULL); true when out_value() ended the answer with its
+ * "END" (last: no key follows). */
+static bool touch_answer(struct conn *c, item *it, const char *key,
+                         size_t nkey, bool with_cas, bool last)
+{
+    detail_get(key, nkey, it != NULL);
     return it && out_value(c, it, with_cas, last);
+}
+
+/* Look up and answer the key [key, key + nkey) (hv its hash) of a get or
+ * gets; true when the answer's "END" is queued too, as out_value() says.
+ * A small value that the last output block has room for is copied while
+ * the item lock is held: no reference is taken and dropped.  Any other
+ * hit is referenced and answered by out_value(), which may grow the
+ * output (not under the lock); both write the same bytes. */
+static inline bool get_key(struct conn *c, const char *key, size_t nkey,
+                           uint32_t hv, bool with_cas, bool last)
+{
+    conn_out_open(c);   /* a VALUE or the "END" follows anyway */
+    item *it = storage_get_locked(key, nkey, hv, c->ts);
+    bool hit = it != NULL;
+    char *start;
+    if (hit && it->nbytes <= VALUE_COPY_MAX &&
+        (start = conn_out_room(c, value_room(it, true, last))) != NULL) {
+        conn_out_commit(c, (size_t)(value_text(start, it, with_cas, true, last) -
+                                    start));
+        storage_get_unlock(hv);
+        if (settings.verbose >= 2)
+            mc_logf(">%d sending key %.*s", c->fd, (int)nkey, key);
+        detail_get(key, nkey, true);
+        return last;
+    }
+    if (hit)
+        item_ref(it);
+    storage_get_unlock(hv);
+    detail_get(key, nkey, hit);
+    return hit && out_value(c, it, with_cas, last);
 }
 
 /* Answer keys from the saved position until done or the output is full. */
@@ -759,11 +808,13 @@ static enum proto_next get_continue(struct conn *c)
     bool touch = st->get_flags & TEXT_GET_TOUCH;
     struct proto_token key;
     while (next_key(c, &key)) {
-        item *it = touch ? storage_touch(key.s, key.len, st->exptime, true, c->ts)
-                         : storage_get_hv(key.s, key.len,
-                                          key_hash(c, key.s, key.len), c->ts);
-        if (get_answer(c, it, key.s, key.len, with_cas,
-                       only_spaces(st->keys, st->keys_end)))
+        bool last = only_spaces(st->keys, st->keys_end);
+        bool end = touch ? touch_answer(c, storage_touch(key.s, key.len, st->exptime,
+                                                         true, c->ts),
+                                        key.s, key.len, with_cas, last)
+                         : get_key(c, key.s, key.len, key_hash(c, key.s, key.len),
+                                   with_cas, last);
+        if (end)
             return get_done(c, false);
         if (conn_out_full(c))
             return PROTO_SUSPEND;
@@ -780,11 +831,9 @@ static enum proto_next get_one(struct conn *c, const struct proto_text_line *l,
 {
     struct proto_text_state *st = &c->text;
     unsigned i = l->key;
-    const char *key = st->hashed_key[i];
-    size_t nkey = st->hashed_len[i];
     st->hashed_next = (uint8_t)(i + 1);
-    item *it = storage_get_hv(key, nkey, st->hashed_hv[i], c->ts);
-    if (get_answer(c, it, key, nkey, l->cmd->arg & TEXT_GET_CAS, true))
+    if (get_key(c, st->hashed_key[i], st->hashed_len[i], st->hashed_hv[i],
+                l->cmd->arg & TEXT_GET_CAS, true))
         return get_done(c, false);
     if (conn_out_full(c)) {
         /* Only the "END" is left: get_continue() adds it on resuming. */

@@ -353,19 +353,23 @@ static inline void count_read(struct thread_stats *ts, const item *it,
         STATS_INCR(ts, get_flushed);
 }
 
-item *storage_get(const char *key, size_t nkey, struct thread_stats *ts)
-{
-    return storage_get_hv(key, nkey, hash_key(key, nkey), ts);
-}
-
-item *storage_get_hv(const char *key, size_t nkey, uint32_t hv,
-                     struct thread_stats *ts)
+item *storage_get_locked(const char *key, size_t nkey, uint32_t hv,
+                         struct thread_stats *ts)
 {
     enum item_state st;
     item_lock(hv);
     item *it = item_get(key, nkey, hv, &st);
-    item_unlock(hv);
     count_read(ts, it, st);
+    return it;
+}
+
+item *storage_get(const char *key, size_t nkey, struct thread_stats *ts)
+{
+    uint32_t hv = hash_key(key, nkey);
+    item *it = storage_get_locked(key, nkey, hv, ts);
+    if (it != NULL)
+        item_ref(it);
+    storage_get_unlock(hv);
     return it;
 }
 

@@ -11,7 +11,8 @@
  *
  * All functions are thread-safe: they take the key's item lock internally
  * and return with no lock held.  An item returned to the caller carries a
- * reference the caller must drop with item_release().
+ * reference the caller must drop with item_release().  The one exception
+ * to both is storage_get_locked(), for the hot path of a get.
  *
  * Expiry times passed in are server times (use realtime() from clock.h).
  */
@@ -105,9 +106,22 @@ enum store_result storage_store_ex(item *it, const struct store_req *req,
  * ITEM_UPDATE_INTERVAL seconds. */
 item *storage_get(const char *key, size_t nkey, struct thread_stats *ts);
 
-/* storage_get with hv = hash_key(key, nkey) already computed. */
-item *storage_get_hv(const char *key, size_t nkey, uint32_t hv,
-                     struct thread_stats *ts);
+/* storage_get for a caller that has hv = hash_key(key, nkey) and uses a
+ * hit at once (a get copying a small value into its answer): the item,
+ * counted and marked as storage_get does, is returned WITHOUT a
+ * reference, and the key's item lock is still held, miss (NULL) or hit.
+ * The caller must not block or take another item lock before it calls
+ * storage_get_unlock(hv); after that it may touch the item only if it
+ * took a reference (item_ref) first.  A copied answer then costs no
+ * reference taken and dropped. */
+item *storage_get_locked(const char *key, size_t nkey, uint32_t hv,
+                         struct thread_stats *ts);
+
+/* End storage_get_locked(). */
+static inline void storage_get_unlock(uint32_t hv)
+{
+    item_unlock(hv);
+}
 
 /* touch / gat: like storage_get, and give the item a new expiry.  This is
  * a mutation (new version, replicated) but the CAS stays as it was, as in
