@@ -55,7 +55,9 @@
  *     may have been preempted, or be allocating a slab page).
  *   - LRU lock, one per class: the list links, the counters, and the
  *     ITEM_LINKED bit (so an LRU walker holding it sees a stable LINKED
- *     state and, for linked items, a stable key).
+ *     state and, for linked items, a stable key).  An item_mutex
+ *     (items.h): a futex mutex, not a spinlock, as some holders are long
+ *     (cachedump, eviction passes), but inlined, as a store takes it.
  *   - Order: item lock -> LRU lock -> slab class lock.  Code that starts
  *     from an LRU (eviction, crawler, page mover) holds the LRU lock and
  *     can therefore only *try* item locks; a busy lock means "skip it".
@@ -65,11 +67,14 @@
  */
 #include "items.h"
 
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "assoc.h"
 #include "clock.h"
@@ -94,7 +99,7 @@
 
 /* One slab class's LRU; "stats reset" zeroes its counters (c). */
 struct lru {
-    pthread_mutex_t lock;
+    struct item_mutex lock;
     item *head;
     item *tail;
     uint64_t number;            /* items, tombstones excluded */
@@ -129,10 +134,7 @@ bool items_init(unsigned hashpower)
     item_lock_table = calloc(item_lock_count, sizeof(*item_lock_table));
     if (item_lock_table == NULL)
         return false;
-    for (unsigned i = 0; i < MAX_SLAB_CLASSES; i++) {
-        memset(&lrus[i], 0, sizeof(lrus[i]));
-        pthread_mutex_init(&lrus[i].lock, NULL);
-    }
+    memset(lrus, 0, sizeof(lrus));
     if (settings.track_sizes) {
         size_hist_len = ((size_t)settings.item_size_max + sizeof(item) +
                          KEY_MAX_LENGTH) / SIZES_BUCKET + 2;
@@ -175,6 +177,20 @@ void item_unlock_all(void)
 {
     for (uint32_t i = item_lock_count; i-- > 0;)
         item_spin_unlock(&item_lock_table[i]);
+}
+
+void item_mutex_wait(struct item_mutex *m)
+{
+    /* Mark the mutex waited for; whoever held it wakes a sleeper when it
+     * lets go.  The kernel sleeps only while the state is still 2, so a
+     * release between the exchange and the sleep is never missed. */
+    while (__atomic_exchange_n(&m->state, 2, __ATOMIC_ACQUIRE) != 0)
+        syscall(SYS_futex, &m->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void item_mutex_wake(struct item_mutex *m)
+{
+    syscall(SYS_futex, &m->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* ---- LRU lists (the LRU's lock held) ---- */
@@ -433,7 +449,7 @@ static item *lru_pull_tail(unsigned id, bool evict)
     item *got = NULL;
     enum take_result r = TAKE_NONE;
     int second_chances = 0;
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     l->c.direct_reclaims++;
     for (int pass = 0; pass < (evict ? 2 : 1) && got == NULL; pass++) {
         int seen = 0;
@@ -458,7 +474,7 @@ static item *lru_pull_tail(unsigned id, bool evict)
             }
         }
     }
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     if (r == TAKE_EVICTED && id != SLABS_LARGE_CLASS)
         slabs_note_eviction(id);
     return got;
@@ -483,9 +499,9 @@ static item *alloc_large(size_t ntotal)
 {
     struct lru *l = &lrus[SLABS_LARGE_CLASS];
     for (;;) {
-        pthread_mutex_lock(&l->lock);
+        item_mutex_lock(&l->lock);
         bool empty = l->number == 0;
-        pthread_mutex_unlock(&l->lock);
+        item_mutex_unlock(&l->lock);
         item *it = slabs_alloc_large(ntotal, empty);
         if (it != NULL)
             return it;
@@ -565,9 +581,9 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
     item *it = id == SLABS_LARGE_CLASS ? alloc_large(ntotal) : alloc_chunk(id);
     if (it == NULL) {
         struct lru *l = &lrus[id];
-        pthread_mutex_lock(&l->lock);
+        item_mutex_lock(&l->lock);
         l->c.outofmemory++;
-        pthread_mutex_unlock(&l->lock);
+        item_mutex_unlock(&l->lock);
         return NULL;
     }
 
@@ -600,20 +616,20 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
 void item_link(item *it, uint32_t hv)
 {
     struct lru *l = &lrus[it->slabs_clsid];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     lru_link_locked(l, it);
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     assoc_insert(it, hv);
 }
 
 void item_unlink(item *it, uint32_t hv)
 {
     struct lru *l = &lrus[it->slabs_clsid];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     bool linked = item_flags(it) & ITEM_LINKED;
     if (linked)
         unlink_locked(l, it, hv);
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     if (linked)
         item_release(it);
 }
@@ -628,12 +644,12 @@ void item_replace(item *old_it, item *new_it, uint32_t hv)
         item_link(new_it, hv);
         return;
     }
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     bool linked = item_flags(old_it) & ITEM_LINKED;
     if (linked)
         lru_unlink_locked(l, old_it);
     lru_link_locked(l, new_it);
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     if (linked) {
         assoc_replace(old_it, new_it, hv);
         item_release(old_it);
@@ -685,14 +701,14 @@ static void lru_refresh(item *it)
         __atomic_load_n(&current_time, __ATOMIC_RELAXED))
         return;
     struct lru *l = &lrus[it->slabs_clsid];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     if (item_flags(it) & ITEM_LINKED) {
         lru_remove(l, it);
         lru_insert_head(l, it);
         it->time = current_time;
         item_flags_clear(it, ITEM_ACTIVE);
     }
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
 }
 
 /* item_touch_lru's body, inlined into item_get(): an item read again and
@@ -733,7 +749,7 @@ void item_bump(item *it)
 void items_crawl_begin(unsigned id, item *cursor)
 {
     struct lru *l = &lrus[id];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     cursor->prev = l->tail;
     cursor->next = NULL;
     if (l->tail != NULL)
@@ -741,15 +757,15 @@ void items_crawl_begin(unsigned id, item *cursor)
     else
         l->head = cursor;
     l->tail = cursor;
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
 }
 
 void items_crawl_end(unsigned id, item *cursor)
 {
     struct lru *l = &lrus[id];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     lru_remove(l, cursor);
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
 }
 
 /* Reclaim x if it is expired or flushed (l's lock held); tombstones are
@@ -780,7 +796,7 @@ bool items_crawl_step(unsigned id, item *cursor, unsigned batch,
 {
     struct lru *l = &lrus[id];
     bool more = true;
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     for (unsigned n = 0; n < batch; n++) {
         item *x = cursor->prev;
         if (x == NULL || *budget == 0) {
@@ -796,7 +812,7 @@ bool items_crawl_step(unsigned id, item *cursor, unsigned batch,
         (*budget)--;
         crawl_check(l, x);
     }
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     return more;
 }
 
@@ -828,7 +844,7 @@ void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
     struct lru *l = &lrus[id];
     for (uint32_t i = 0; i < perslab; i++) {
         item *it = (item *)(page + (size_t)i * chunk_size);
-        pthread_mutex_lock(&l->lock);
+        item_mutex_lock(&l->lock);
         if (item_flags(it) & ITEM_LINKED) {
             uint32_t hv = hash_key(ITEM_key(it), it->nkey);
             if (item_trylock(hv)) {
@@ -836,7 +852,7 @@ void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
                 item_unlock(hv);
             }
         }
-        pthread_mutex_unlock(&l->lock);
+        item_mutex_unlock(&l->lock);
     }
 }
 
@@ -845,7 +861,7 @@ void items_evacuate_page(unsigned id, char *page, uint32_t chunk_size,
 void items_lru_stats(unsigned id, struct items_lru_stats *out)
 {
     struct lru *l = &lrus[id];
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     item *tail = l->tail;
     while (tail != NULL && (item_flags(tail) & ITEM_CURSOR))
         tail = tail->prev;
@@ -856,7 +872,7 @@ void items_lru_stats(unsigned id, struct items_lru_stats *out)
         .tail_time = tail != NULL ? tail->time : 0,
         .c = l->c,
     };
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
 }
 
 uint64_t items_total_linked(void)
@@ -868,9 +884,9 @@ void items_stats_reset(void)
 {
     __atomic_store_n(&total_items, 0, __ATOMIC_RELAXED);
     for (unsigned id = 0; id < MAX_SLAB_CLASSES; id++) {
-        pthread_mutex_lock(&lrus[id].lock);
+        item_mutex_lock(&lrus[id].lock);
         memset(&lrus[id].c, 0, sizeof(lrus[id].c));
-        pthread_mutex_unlock(&lrus[id].lock);
+        item_mutex_unlock(&lrus[id].lock);
     }
 }
 
@@ -888,7 +904,7 @@ unsigned items_cachedump(unsigned id, unsigned limit,
     struct lru *l = &lrus[id];
     size_t used = 0, text = 0;
     unsigned shown = 0;
-    pthread_mutex_lock(&l->lock);
+    item_mutex_lock(&l->lock);
     for (item *it = l->head; it != NULL && (limit == 0 || shown < limit);
          it = it->next) {
         if (item_flags(it) & (ITEM_CURSOR | ITEM_TOMBSTONE))
@@ -908,7 +924,7 @@ unsigned items_cachedump(unsigned id, unsigned limit,
         text += (size_t)n;
         shown++;
     }
-    pthread_mutex_unlock(&l->lock);
+    item_mutex_unlock(&l->lock);
     for (size_t off = 0; off < used;) {
         uint16_t len;
         memcpy(&len, buf + off, sizeof(len));

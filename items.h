@@ -169,6 +169,39 @@ static inline void item_flags_clear(item *it, uint8_t f)
     __atomic_and_fetch(&it->it_flags, (uint8_t)~f, __ATOMIC_ACQ_REL);
 }
 
+/* ---- The engine's short locks (an LRU's, a slab class's) ---- */
+/* A store takes its LRU's lock and its slab class's (twice: the new
+ * chunk, then the freeing of the item it replaced) besides its item lock.
+ * A pthread mutex costs a library call of some 30 instructions each way;
+ * this one-word mutex costs one inlined atomic instruction each way when
+ * nobody waits.  A waiter sleeps in the kernel (a futex), as on a pthread
+ * mutex, rather than spinning: some holders keep these locks long
+ * (cachedump formats its lines under its LRU's lock, a class carves a new
+ * page under its lock).  state: 0 free, 1 held, 2 held and maybe waited
+ * for.  Not recursive; zeroed memory is an unlocked mutex. */
+struct item_mutex {
+    uint32_t state;
+};
+
+/* item_mutex_lock() found m held: sleep until it can be taken. */
+void item_mutex_wait(struct item_mutex *m);
+/* item_mutex_unlock() found waiters: wake one. */
+void item_mutex_wake(struct item_mutex *m);
+
+static inline void item_mutex_lock(struct item_mutex *m)
+{
+    uint32_t unlocked = 0;
+    if (!__atomic_compare_exchange_n(&m->state, &unlocked, 1, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        item_mutex_wait(m);
+}
+
+static inline void item_mutex_unlock(struct item_mutex *m)
+{
+    if (__atomic_exchange_n(&m->state, 0, __ATOMIC_RELEASE) == 2)
+        item_mutex_wake(m);
+}
+
 /* Set up the item locks (2^min(hashpower, 12) of them, never more buckets
  * than the initial hash table has) and the LRUs.  False on out of memory. */
 bool items_init(unsigned hashpower);

@@ -50,7 +50,9 @@
  * by options but not used by this simpler policy.
  *
  * Locking.  Each class has its own mutex (free list, pages, mover state of
- * that class).  mem_lock guards the accounting, the pool and the limit.
+ * that class), an item_mutex (items.h): every store takes it twice (its
+ * new chunk, the chunk of the item it replaces), so its uncontended lock
+ * and unlock are one inlined atomic instruction each.  mem_lock guards the accounting, the pool and the limit.
  * Order: item lock -> LRU lock -> class lock -> mem_lock; the mover takes
  * mover.lock before any class lock and never holds a class lock while
  * calling into items.c.  Nothing here is taken on a cache hit.
@@ -71,7 +73,7 @@
 #define SLABS_BASE_HEADER 48
 
 struct slab_class {
-    pthread_mutex_t lock;
+    struct item_mutex lock;
     uint32_t size;          /* chunk size in bytes */
     uint32_t perslab;       /* chunks per page */
     item *free_list;        /* linked through it->next */
@@ -206,7 +208,6 @@ void slabs_init(void)
         clsid_by_8[k] = (uint8_t)clsid_search(8 * k);
 
     for (unsigned i = 1; i <= largest; i++) {
-        pthread_mutex_init(&classes[i].lock, NULL);
         classes[i].perslab = (uint32_t)(page_size / classes[i].size);
         mc_log(2, "slab class %3u: chunk size %9u perslab %7u", i,
                classes[i].size, classes[i].perslab);
@@ -277,7 +278,7 @@ static bool class_add_page(struct slab_class *c, char *p)
 void *slabs_alloc(unsigned id, bool grow)
 {
     struct slab_class *c = &classes[id];
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     if (c->free_list == NULL && grow) {
         char *p = page_get(c);
         if (p != NULL && !class_add_page(c, p))
@@ -289,7 +290,7 @@ void *slabs_alloc(unsigned id, bool grow)
         c->free_count--;
         __atomic_store_n(&it->it_flags, 0, __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
     return it;
 }
 
@@ -304,7 +305,7 @@ void slabs_free(void *chunk, unsigned id)
 {
     struct slab_class *c = &classes[id];
     item *it = chunk;
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     __atomic_store_n(&it->it_flags, ITEM_SLABBED, __ATOMIC_RELAXED);
     it->slabs_clsid = 0;
     if (in_moving_page(c, chunk)) {
@@ -314,7 +315,7 @@ void slabs_free(void *chunk, unsigned id)
         c->free_list = it;
         c->free_count++;
     }
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
 }
 
 void *slabs_alloc_large(size_t size, bool force)
@@ -358,12 +359,12 @@ bool slabs_class_info(unsigned id, struct slabs_class_info *out)
     if (id < 1 || id > largest)
         return false;
     struct slab_class *c = &classes[id];
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     out->chunk_size = c->size;
     out->perslab = c->perslab;
     out->pages = c->npages;
     out->free_chunks = c->free_count;
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
     return true;
 }
 
@@ -376,10 +377,10 @@ void slabs_get_totals(struct slabs_totals *out)
     out->pool_pages = pool_count;
     pthread_mutex_unlock(&mem_lock);
     for (unsigned i = 1; i <= largest; i++) {
-        pthread_mutex_lock(&classes[i].lock);
+        item_mutex_lock(&classes[i].lock);
         if (classes[i].npages > 0)
             out->active_classes++;
-        pthread_mutex_unlock(&classes[i].lock);
+        item_mutex_unlock(&classes[i].lock);
     }
     pthread_mutex_lock(&mover.lock);
     out->pages_moved = mover.moved;
@@ -406,9 +407,9 @@ static uint32_t spare_pages(unsigned id)
         pthread_mutex_unlock(&mem_lock);
         return n;
     }
-    pthread_mutex_lock(&classes[id].lock);
+    item_mutex_lock(&classes[id].lock);
     n = classes[id].npages > 1 ? classes[id].npages - 1 : 0;
-    pthread_mutex_unlock(&classes[id].lock);
+    item_mutex_unlock(&classes[id].lock);
     return n;
 }
 
@@ -473,7 +474,7 @@ static bool mover_stopping(void)
  * free chunks from the free list.  NULL when c has no spare page. */
 static char *class_begin_move(struct slab_class *c)
 {
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     char *page = NULL;
     if (c->npages > 1 && c->moving == NULL) {
         page = c->pages[0];
@@ -490,23 +491,23 @@ static char *class_begin_move(struct slab_class *c)
             }
         }
     }
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
     return page;
 }
 
 /* Has every chunk of c's moving page come back? */
 static bool class_move_done(struct slab_class *c)
 {
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     bool done = c->moving_cleared == c->perslab;
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
     return done;
 }
 
 /* Forget the (fully cleared) moving page of class c. */
 static void class_end_move(struct slab_class *c, char *page)
 {
-    pthread_mutex_lock(&c->lock);
+    item_mutex_lock(&c->lock);
     for (uint32_t i = 0; i < c->npages; i++) {
         if (c->pages[i] == page) {
             c->pages[i] = c->pages[--c->npages];
@@ -514,7 +515,7 @@ static void class_end_move(struct slab_class *c, char *page)
         }
     }
     c->moving = NULL;
-    pthread_mutex_unlock(&c->lock);
+    item_mutex_unlock(&c->lock);
 }
 
 /* Hand an empty page to class dst, or to the pool. */
@@ -522,9 +523,9 @@ static void give_page(unsigned dst, char *page)
 {
     if (dst != SLABS_POOL) {
         struct slab_class *c = &classes[dst];
-        pthread_mutex_lock(&c->lock);
+        item_mutex_lock(&c->lock);
         bool added = class_add_page(c, page);
-        pthread_mutex_unlock(&c->lock);
+        item_mutex_unlock(&c->lock);
         if (added)
             return;
     }
