@@ -576,7 +576,7 @@ item *item_alloc(const char *key, size_t nkey, uint32_t client_flags,
     size_t vlen = nbytes - 2;
     unsigned nflags = decimal_len(client_flags), nvlen = decimal_len(vlen);
     size_t nsuffix = 4 + nflags + nvlen;
-    if (id == SLABS_LARGE_CLASS || slabs_clsid(ntotal - 1 + nsuffix) != id)
+    if (id == SLABS_LARGE_CLASS || ntotal - 1 + nsuffix > slabs_chunk_size(id))
         nsuffix = 1;
     item *it = id == SLABS_LARGE_CLASS ? alloc_large(ntotal) : alloc_chunk(id);
     if (it == NULL) {

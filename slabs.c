@@ -224,6 +224,11 @@ unsigned slabs_clsid(size_t size)
     return clsid_search(size);
 }
 
+uint32_t slabs_chunk_size(unsigned id)
+{
+    return classes[id].size;
+}
+
 unsigned slabs_largest(void)
 {
     return largest;

@@ -31,6 +31,9 @@ void slabs_init(void);
  * when size is larger than the largest chunk. */
 unsigned slabs_clsid(size_t size);
 
+/* The chunk size of class id (1 to slabs_largest()). */
+uint32_t slabs_chunk_size(unsigned id);
+
 /* Id of the largest class (its chunks are slab_chunk_size_max bytes). */
 unsigned slabs_largest(void);
 
