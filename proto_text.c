@@ -69,45 +69,62 @@
 /* ---- Tokens and numbers ---- */
 
 #define BYTES_01 0x0101010101010101ULL
+#define BYTES_0A 0x0a0a0a0a0a0a0a0aULL
 #define BYTES_20 0x2020202020202020ULL
 #define BYTES_80 0x8080808080808080ULL
 
-/* The index of the first ' ' among the 8 bytes at s, or 8.  In the word
- * x = bytes ^ "        " a space is a zero byte; (x - 0x01..) & ~x & 0x80..
- * flags it, and can only flag wrongly a byte above a true zero, so the
- * lowest flag is the first space (bytes are loaded little-endian). */
-static inline unsigned space_in_word(const char *s)
+/* The bytes of the word w equal to the byte repeated in pattern, flagged
+ * (0x80 in their byte).  In x = w ^ pattern such a byte is zero; (x -
+ * 0x01..) & ~x & 0x80.. flags it, and can only flag wrongly a byte above
+ * a true zero, so the lowest flag is the first match (bytes are loaded
+ * little-endian), also in the OR of two such masks. */
+static inline uint64_t word_matches(uint64_t w, uint64_t pattern)
+{
+    uint64_t x = w ^ pattern;
+    return (x - BYTES_01) & ~x & BYTES_80;
+}
+
+/* The index of the first ' ' (with nl: ' ' or '\n') among the 8 bytes at
+ * s, or 8. */
+static inline unsigned stop_in_word(const char *s, bool nl)
 {
     uint64_t w;
     memcpy(&w, s, 8);
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     w = __builtin_bswap64(w);
 #endif
-    uint64_t x = w ^ BYTES_20;
-    uint64_t m = (x - BYTES_01) & ~x & BYTES_80;
+    uint64_t m = word_matches(w, BYTES_20);
+    if (nl)
+        m |= word_matches(w, BYTES_0A);
     return m ? (unsigned)__builtin_ctzll(m) / 8 : 8;
 }
 
-/* The first ' ' of [s, end), or end.  Keys are walked by the prefetch scan
- * and again when they run, so this looks at 8 bytes at a time, never
- * reading outside [s, end): the last partial word is read as the 8 bytes
- * ending at end (those overlapping what was already checked hold no
- * space). */
-static inline char *find_space(char *s, char *end)
+/* The first ' ' (with nl: ' ' or '\n') of [s, end), or end.  Keys are
+ * walked by the prefetch scan and again when they run, so this looks at 8
+ * bytes at a time, never reading outside [s, end): the last partial word
+ * is read as the 8 bytes ending at end (those overlapping what was
+ * already checked hold no match). */
+static inline char *find_stop(char *s, char *end, bool nl)
 {
     if (end - s < 8) {
-        while (s < end && *s != ' ')
+        while (s < end && *s != ' ' && !(nl && *s == '\n'))
             s++;
         return s;
     }
     for (; end - s >= 8; s += 8) {
-        unsigned i = space_in_word(s);
+        unsigned i = stop_in_word(s, nl);
         if (i < 8)
             return s + i;
     }
     if (s == end)
         return end;
-    return end - 8 + space_in_word(end - 8);
+    return end - 8 + stop_in_word(end - 8, nl);
+}
+
+/* The first ' ' of [s, end), or end. */
+static inline char *find_space(char *s, char *end)
+{
+    return find_stop(s, end, false);
 }
 
 /* proto_next_token's body, inlined into this file's scans. */
@@ -480,6 +497,8 @@ struct text_command {
 
 static inline const struct text_command *lookup(const char *name, size_t len);
 static inline const struct text_command *scan_command(char **p, char *end);
+static inline bool scan_get_one(struct proto_text_state *st, unsigned n,
+                                char *p, char *end, struct proto_text_line *l);
 
 /* The connection is about to read: it may move its unprocessed input, or
  * give its buffer back to the thread and borrow another, so the end of
@@ -648,7 +667,9 @@ static void parse_store(int op, char *p, char *end, struct proto_text_store_args
  * runs (a storage line from the verdict parse_store() gave here), and at
  * worst costs a useless prefetch.  The lines read, their commands and how
  * they run are kept (scanned_line()): running them does not search or
- * parse them again. */
+ * parse them again.  The usual line of a pipelined batch, a get of one
+ * key, is read in one pass (scan_get_one()); any other is first searched
+ * for its "\n", then walked. */
 static void prefetch_ahead(struct conn *c)
 {
     struct proto_text_state *st = &c->text;
@@ -658,6 +679,13 @@ static void prefetch_ahead(struct conn *c)
     st->lines_next = 0;
     st->hashed_rgen = c->rgen;
     while (n < PREFETCH_KEYS && nlines < PREFETCH_KEYS) {
+        struct proto_text_line *l = &st->lines[nlines];
+        if (scan_get_one(st, n, p, end, l)) {
+            n++;
+            nlines++;
+            p = l->nl + 1;
+            continue;
+        }
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
             break;
@@ -666,7 +694,6 @@ static void prefetch_ahead(struct conn *c)
         char *q = p;
         const struct text_command *cmd = scan_command(&q, line_end);
         enum scan_kind kind = cmd ? cmd->scan : SCAN_OTHER;
-        struct proto_text_line *l = &st->lines[nlines];
         if (kind != SCAN_OTHER) {
             l->start = p;
             l->nl = nl;
@@ -1363,6 +1390,36 @@ static inline const struct text_command *scan_command(char **p, char *end)
     if (!next_token(p, end, &name))
         return NULL;
     return lookup(name.s, name.len);
+}
+
+/* The line at p, in the input that ends at end, when it is the usual
+ * "get <key>\r\n" (or "...\n"): one key of valid length and nothing else.
+ * It is read in one pass, its key's end and its "\n" found together,
+ * where any other line is searched for its "\n" and then walked again;
+ * l and the scan's n-th key are then what that walk would have made of
+ * it, and true is returned.  False, with nothing changed, for any other
+ * line. */
+static inline bool scan_get_one(struct proto_text_state *st, unsigned n,
+                                char *p, char *end, struct proto_text_line *l)
+{
+    if (end - p < 6 || memcmp(p, "get ", 4) != 0)
+        return false;
+    char *key = p + 4;
+    char *nl = find_stop(key, end, true);
+    if (nl == end || *nl != '\n')
+        return false;
+    char *key_end = nl[-1] == '\r' ? nl - 1 : nl;
+    size_t len = (size_t)(key_end - key);
+    if (len - 1 >= KEY_MAX_LENGTH)
+        return false;
+    l->start = p;
+    l->nl = nl;
+    l->rest = p + 3;
+    l->cmd = &commands[CMD_GET];
+    l->how = LINE_GET_ONE;
+    l->key = (uint8_t)n;
+    hash_ahead(st, n, key, len);
+    return true;
 }
 
 /* Run cmd, the command of a line whose arguments are [rest, end): rest
