@@ -86,6 +86,11 @@ ok(wait_until(sub { streaming($node_a) && streaming($node_b) }, 20, 0.1), 'the p
 
 for my $h (sort keys %handlers) {
     is(php_session($h, $pa, 'write'), 'written', "$h: session written through node A");
+    # Read through B only once the write is there: a session handler that
+    # finds no session writes an empty one back (php-memcached does), and
+    # that newer write would win on both nodes.
+    ok(wait_until(sub { my $n = curr_items($node_a); $n > 0 && curr_items($node_b) == $n }, 10, 0.05),
+       "$h: the write reached node B");
     is(session_on($h, $pb), $WANT, "$h: the session is read through node B");
 }
 
@@ -103,6 +108,12 @@ for my $h (sort keys %handlers) {
 
 $_->stop for $node_a2, $node_b;
 done_testing;
+
+sub curr_items {
+    my ($srv) = @_;
+    my $sock = eval { $srv->new_sock } or return -1;
+    return stats($sock)->{curr_items} // -1;
+}
 
 sub streaming {
     my ($srv) = @_;
