@@ -33,27 +33,44 @@
  * thread takes it exclusively around each step (one bucket, or a table
  * switch), so a walker waits for at most one step and expansion simply
  * pauses while walks run (glibc's rwlock prefers readers, so a new walk
- * does not wait behind a paused expansion either).  Request threads only
- * try it, without waiting, around assoc_prefetch_items(), the one place a
- * bucket is read without its item lock: holding it shared keeps the
- * tables from being switched or freed under that read.  (Its second
- * stage follows a chain one step, and only under the chain's item lock,
- * tried and released at once: items off the table may be freed.
- * assoc_prefetch_neighbours() searches chains the same way, each under
- * its item lock taken only if free, like assoc_find().)
+ * does not wait behind a paused expansion either).
  * A walker holds a bucket's item lock only while it takes references to
  * that bucket's items, and uses them without any item lock, so a caller
- * that blocks (writing to a slow client) stalls nobody.  Because the expansion thread may be waiting for walk_lock,
- * assoc_stop_expander() returns only once every walk has ended.
- * expand_lock only guards the wake-up.  Order: walk_lock -> item locks ->
- * (items.c's locks); an insert holding an item lock may take expand_lock,
- * which the expansion thread never holds while taking item locks.
+ * that blocks (writing to a slow client) stalls nobody.  Because the
+ * expansion thread may be waiting for walk_lock, assoc_stop_expander()
+ * returns only once every walk has ended.
+ *
+ * assoc_prefetch_items() is the one place a bucket is read without its
+ * item lock.  It does not take walk_lock (a lock and an unlock call per
+ * pipelined batch); it keeps the tables from being switched or freed
+ * under its reads with two atomics: it adds itself to `prefetchers`, then
+ * reads the tables only if `switching` is clear, and leaves the count.
+ * Before a switch or a free, the expansion thread sets `switching`, then
+ * waits for `prefetchers` to be 0, and clears it when done.  Each side
+ * writes its variable, then reads the other's, all sequentially
+ * consistent: so either the prefetcher sees `switching` and reads
+ * nothing, or the expansion thread sees it counted and waits for it to
+ * leave.  A prefetcher never waits for anything (the item locks it takes
+ * are only tried), so that wait is short and cannot deadlock.  Between a
+ * switch and a free, while buckets move, both tables stay allocated: a
+ * head read meanwhile from either one is at worst stale, which only costs
+ * a useless prefetch.  (Its second stage follows a chain one step, and
+ * only under the chain's item lock, tried and released at once: items
+ * off the table may be freed.  assoc_prefetch_neighbours() searches
+ * chains the same way, each under its item lock taken only if free, like
+ * assoc_find().)
+ *
+ * expand_lock only guards the wake-up.  Order: walk_lock -> (the wait for
+ * `prefetchers`) -> item locks -> (items.c's locks); an insert holding an
+ * item lock may take expand_lock, which the expansion thread never holds
+ * while taking item locks.
  */
 #include "config.h"
 
 #include "assoc.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +92,10 @@ static uint64_t expand_bucket;      /* next old bucket to move (atomic) */
 static uint64_t nitems;             /* atomic */
 
 static pthread_rwlock_t walk_lock = PTHREAD_RWLOCK_INITIALIZER;
+static unsigned prefetchers;        /* atomic: assoc_prefetch_items() calls
+                                     * under way */
+static bool switching;              /* atomic: a table switch or free is
+                                     * waiting for them, or under way */
 static pthread_mutex_t expand_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t expand_cond = PTHREAD_COND_INITIALIZER;
 static pthread_t expand_tid;
@@ -169,15 +190,24 @@ void assoc_prefetch_bucket(uint32_t hv)
  * an item that does not start on a line boundary. */
 #define ITEM_PREFETCH_LINES 4
 
-void assoc_prefetch_items(const uint32_t *hv, unsigned n)
+/* assoc_prefetch_items()'s reads, once no table switch or free can start
+ * under them (see the top of the file). */
+static void prefetch_items(const uint32_t *hv, unsigned n)
 {
-    if (pthread_rwlock_tryrdlock(&walk_lock) != 0)
-        return;
+    /* Until it returns no table is switched or freed, and the item locks
+     * never change after start-up: all are read once here, not once per
+     * key.  While expanding (rare) each key takes bucket_of()'s way, as
+     * buckets move meanwhile. */
+    item **table = primary;
+    uint64_t mask = MASK(hashpower);
+    bool moving = expanding;
+    uint32_t *locks = item_lock_table;
+    uint32_t lock_mask = item_lock_mask;
     for (unsigned i = 0; i < n; i++) {
         /* The head may be relinked meanwhile: a stale one is still slab
          * memory, and a prefetch never faults. */
-        const char *it = (const char *)__atomic_load_n(bucket_of(hv[i]),
-                                                       __ATOMIC_RELAXED);
+        item **head = moving ? bucket_of(hv[i]) : &table[hv[i] & mask];
+        const char *it = (const char *)__atomic_load_n(head, __ATOMIC_RELAXED);
         if (it == NULL)
             continue;
         for (int line = 0; line < ITEM_PREFETCH_LINES; line++)
@@ -192,17 +222,39 @@ void assoc_prefetch_items(const uint32_t *hv, unsigned n)
      * An item off the table may be freed, so h_next is read only under
      * the chain's item lock, taken if free and never waited for. */
     for (unsigned i = 0; i < n; i++) {
-        if (!item_trylock(hv[i]))
+        uint32_t *lock = &locks[hv[i] & lock_mask];
+        if (!item_spin_trylock(lock))
             continue;
-        const item *first = *bucket_of(hv[i]);
+        const item *first = *(moving ? bucket_of(hv[i]) : &table[hv[i] & mask]);
         const char *it = first != NULL ? (const char *)first->h_next : NULL;
-        item_unlock(hv[i]);
+        item_spin_unlock(lock);
         if (it == NULL)
             continue;
         for (int line = 0; line < ITEM_PREFETCH_LINES; line++)
             __builtin_prefetch(it + 64 * line);
     }
-    pthread_rwlock_unlock(&walk_lock);
+}
+
+void assoc_prefetch_items(const uint32_t *hv, unsigned n)
+{
+    __atomic_add_fetch(&prefetchers, 1, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&switching, __ATOMIC_SEQ_CST))
+        prefetch_items(hv, n);
+    __atomic_sub_fetch(&prefetchers, 1, __ATOMIC_RELEASE);
+}
+
+/* Keep assoc_prefetch_items() off the tables until tables_release()
+ * (expansion thread, before a switch or a free). */
+static void tables_hold(void)
+{
+    __atomic_store_n(&switching, true, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&prefetchers, __ATOMIC_SEQ_CST) != 0)
+        sched_yield();
+}
+
+static void tables_release(void)
+{
+    __atomic_store_n(&switching, false, __ATOMIC_RELEASE);
 }
 
 void assoc_prefetch_neighbours(const uint8_t *const *keys, const uint8_t *nkeys,
@@ -334,6 +386,7 @@ static void expand_table(void)
     mc_log(2, "Hash table expansion starting");
 
     pthread_rwlock_wrlock(&walk_lock);
+    tables_hold();
     item_lock_all();
     old_table = primary;
     __atomic_store_n(&old_power, hashpower, __ATOMIC_RELAXED);
@@ -342,6 +395,7 @@ static void expand_table(void)
     __atomic_store_n(&expand_bucket, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&expanding, true, __ATOMIC_RELAXED);
     item_unlock_all();
+    tables_release();
     pthread_rwlock_unlock(&walk_lock);
 
     for (uint64_t b = 0; b < BUCKETS(old_power);) {
@@ -358,11 +412,13 @@ static void expand_table(void)
     }
 
     pthread_rwlock_wrlock(&walk_lock);
+    tables_hold();
     item_lock_all();
     item **done = old_table;
     old_table = NULL;
     __atomic_store_n(&expanding, false, __ATOMIC_RELAXED);
     item_unlock_all();
+    tables_release();
     pthread_rwlock_unlock(&walk_lock);
     free(done);
     mc_log(2, "Hash table expansion done");

@@ -29,7 +29,8 @@ item *assoc_find(const char *key, size_t nkey, uint32_t hv);
  * this waits for them), then the second item of each chain that has one,
  * read under the chain's item lock when that lock is free (never waiting
  * for it; the caller must hold no item lock it could need to keep).
- * Skipped when the expansion thread is moving buckets at that moment. */
+ * Skipped when the expansion thread is switching to a larger table, or
+ * freeing the old one, at that moment. */
 void assoc_prefetch_bucket(uint32_t hv);
 void assoc_prefetch_items(const uint32_t *hv, unsigned n);
 /* Before a batch of replaces or deletes (the replication thread applying a

@@ -123,12 +123,17 @@ static inline void item_unlock(uint32_t hv)
     item_spin_unlock(&item_lock_table[hv & item_lock_mask]);
 }
 
+/* Take the spinlock l if it is free, without waiting: true when taken. */
+static inline bool item_spin_trylock(uint32_t *l)
+{
+    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
 /* item_lock() without waiting: true when taken. */
 static inline bool item_trylock(uint32_t hv)
 {
-    uint32_t *l = &item_lock_table[hv & item_lock_mask];
-    return __atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
-           __atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE) == 0;
+    return item_spin_trylock(&item_lock_table[hv & item_lock_mask]);
 }
 /* Take every item lock in order (hash table resize switches tables under
  * this); never called with an item lock already held. */
