@@ -52,7 +52,8 @@
  * Locking.  Each class has its own mutex (free list, pages, mover state of
  * that class), an item_mutex (items.h): every store takes it twice (its
  * new chunk, the chunk of the item it replaces), so its uncontended lock
- * and unlock are one inlined atomic instruction each.  mem_lock guards the accounting, the pool and the limit.
+ * and unlock are one inlined atomic instruction each.  mem_lock guards
+ * the accounting, the pool and the limit.
  * Order: item lock -> LRU lock -> class lock -> mem_lock; the mover takes
  * mover.lock before any class lock and never holds a class lock while
  * calling into items.c.  Nothing here is taken on a cache hit.
